@@ -1,0 +1,42 @@
+"""Command dispatch.
+
+Each subcommand lives in its own module and owns its argument parsing; this table
+imports only the one that runs, so `get-invalidation` starts as fast as it can.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("monitor.daemon", "run the monitor daemon (--config PATH)"),
+}
+
+USAGE = "usage: cloudfront-invalidation-monitor COMMAND [options]"
+
+
+def _help() -> str:
+    width = max(len(name) for name in COMMANDS)
+    rows = "\n".join(f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items())
+    return f"{USAGE}\n\ncommands:\n{rows}\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help", "help"):
+        sys.stdout.write(_help())
+        return 0
+    if args[0] == "--version":
+        from monitor import __version__
+
+        sys.stdout.write(f"cloudfront-invalidation-monitor {__version__}\n")
+        return 0
+    entry = COMMANDS.get(args[0])
+    if entry is None:
+        sys.stderr.write(f"{USAGE}\nerror: unknown command {args[0]!r}\n")
+        return 2
+    module = importlib.import_module(entry[0])
+    result: int = module.main(args[1:])
+    return result

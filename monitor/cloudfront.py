@@ -1,0 +1,136 @@
+"""The AWS adapter: one shared aioboto3 CloudFront client, read-only calls, error taxonomy.
+
+botocore's retry modes handle throttling and transient failures; this module only turns
+what is left into an `ApiError` the poller can reason about, and counts every HTTP
+attempt (retries included) by outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aioboto3
+from aiobotocore.config import AioConfig
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from monitor import __version__
+from monitor.config import AwsConfig
+from monitor.invalidation import Key
+from monitor.metrics import Metrics
+from monitor.transition import Observation
+
+PERMANENT_CODES = frozenset({"NoSuchInvalidation", "NoSuchDistribution", "AccessDenied"})
+THROTTLING_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
+)
+
+
+class ApiError(Exception):
+    def __init__(self, code: str, outcome: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.outcome = outcome
+        self.message = message
+
+    @property
+    def permanent(self) -> bool:
+        return self.code in PERMANENT_CODES
+
+
+def classify(status_code: int | None, code: str | None) -> str:
+    """Outcome label of one HTTP answer."""
+    if status_code is None:
+        return "network_error"
+    if code in THROTTLING_CODES or status_code == 429:
+        return "throttled"
+    if status_code >= 500:
+        return "server_error"
+    if status_code >= 400:
+        return "client_error"
+    return "ok"
+
+
+class CloudFront:
+    def __init__(self, client: Any, metrics: Metrics, concurrency: int) -> None:
+        self._client = client
+        self._metrics = metrics
+        # Bounds every API call the daemon makes, whoever makes it.
+        self._slots = asyncio.Semaphore(concurrency)
+        client.meta.events.register_first("response-received.cloudfront", self._count_attempt)
+
+    def _count_attempt(self, event_name: str, **kwargs: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        response = kwargs.get("response_dict")
+        parsed = kwargs.get("parsed_response") or {}
+        if kwargs.get("exception") is not None or response is None:
+            outcome = "network_error"
+        else:
+            outcome = classify(response.get("status_code"), parsed.get("Error", {}).get("Code"))
+        self._metrics.api_attempt(operation, outcome)
+
+    async def get_invalidation(self, key: Key) -> Observation:
+        answer = await self._call(
+            "GetInvalidation", DistributionId=key.distribution_id, Id=key.invalidation_id
+        )
+        try:
+            body = answer["Invalidation"]
+            status = body["Status"]
+            if not isinstance(status, str) or not status:
+                raise TypeError("Status is not a string")
+        except (KeyError, TypeError) as error:
+            raise ApiError("MalformedResponse", "ok", f"unexpected answer: {error}") from None
+        create = body.get("CreateTime")
+        create_time = create.timestamp() if hasattr(create, "timestamp") else None
+        return Observation(status=status, create_time=create_time, observed_at=time.time())
+
+    async def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+        method = getattr(self._client, _snake(operation))
+        started = time.perf_counter()
+        try:
+            async with self._slots:
+                answer: dict[str, Any] = await method(**params)
+        except ClientError as error:
+            err = error.response.get("Error", {})
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = err.get("Code") or "Unknown"
+            raise ApiError(code, classify(status, code), err.get("Message", "")) from None
+        except NoCredentialsError as error:
+            # Raised before anything is sent: no attempt to count, and not a network fault.
+            raise ApiError("NoCredentials", "client_error", str(error)) from None
+        except (TimeoutError, BotoCoreError, OSError) as error:
+            raise ApiError(type(error).__name__, "network_error", str(error)) from None
+        finally:
+            self._metrics.api_duration(operation, time.perf_counter() - started)
+        return answer
+
+
+def _snake(operation: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
+
+
+def client_config(aws: AwsConfig, concurrency: int) -> AioConfig:
+    return AioConfig(
+        retries={"mode": aws.retry_mode, "total_max_attempts": aws.max_attempts},
+        max_pool_connections=concurrency,
+        connect_timeout=aws.connect_timeout_seconds,
+        read_timeout=aws.read_timeout_seconds,
+        user_agent_extra=f"cloudfront-invalidation-monitor/{__version__}",
+    )
+
+
+@asynccontextmanager
+async def open_cloudfront(
+    aws: AwsConfig, concurrency: int, metrics: Metrics
+) -> AsyncIterator[CloudFront]:
+    session = aioboto3.Session(profile_name=aws.profile)
+    async with session.client(
+        "cloudfront",
+        region_name=aws.region,
+        endpoint_url=aws.endpoint_url,
+        config=client_config(aws, concurrency),
+    ) as client:
+        yield CloudFront(client, metrics, concurrency)

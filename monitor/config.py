@@ -1,0 +1,164 @@
+"""The daemon's configuration: YAML validated up front into one typed object.
+
+Everything a user can get wrong is caught here, before any file, socket or API call is
+touched, and reported as one line naming the key (`ConfigError`, exit status 78).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from monitor.invalidation import Key
+
+EX_CONFIG = 78
+
+# Real IDs are 13-15 upper-case letters and digits (EDFDVBD6EXAMPLE, I2J0I21PCUYOIK);
+# the range is generous, but anything with lower case, spaces or slashes is a typo.
+_ID = re.compile(r"[A-Z0-9]{6,32}")
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the message is one line for the user."""
+
+
+def _resource_id(value: str) -> str:
+    if not _ID.fullmatch(value):
+        raise ValueError(f"{value!r} is not a CloudFront ID (6-32 upper-case letters/digits)")
+    return value
+
+
+ResourceId = Annotated[str, AfterValidator(_resource_id)]
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise ValueError(f"{value!r} is not host:port")
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range 0-65535")
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost" and not re.fullmatch(r"[A-Za-z0-9.-]+", host):
+            raise ValueError(f"{host!r} is not a host name or IP address") from None
+    return host, port
+
+
+def _listen(value: str) -> str:
+    parse_listen(value)
+    return value
+
+
+def _endpoint(value: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value
+
+
+class _Section(BaseModel):
+    # strict: YAML already gives real ints and bools, so "20" for a number is a mistake
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class AwsConfig(_Section):
+    endpoint_url: Annotated[str, AfterValidator(_endpoint)] | None = None
+    profile: str | None = None
+    # CloudFront is global; requests are signed for us-east-1 whatever the caller's region.
+    region: str = "us-east-1"
+    retry_mode: Literal["standard", "adaptive"] = "standard"
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    read_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+
+
+class StateConfig(_Section):
+    path: str = "./state/monitor.db"
+
+    @property
+    def file(self) -> Path:
+        return Path(self.path)
+
+
+class PollConfig(_Section):
+    interval_seconds: float = Field(default=20.0, gt=0, le=3600)
+    concurrency: int = Field(default=50, ge=1, le=1000)
+    max_failures: int = Field(default=3, ge=1, le=100)
+
+
+class HttpConfig(_Section):
+    listen: Annotated[str, AfterValidator(_listen)] = "127.0.0.1:9877"
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return parse_listen(self.listen)
+
+
+class LogConfig(_Section):
+    format: Literal["json", "console", "auto"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class TrackedPair(_Section):
+    distribution_id: ResourceId
+    invalidation_id: ResourceId
+
+    @property
+    def key(self) -> Key:
+        return Key(self.distribution_id, self.invalidation_id)
+
+
+class Config(_Section):
+    aws: AwsConfig = AwsConfig()
+    state: StateConfig = StateConfig()
+    poll: PollConfig = PollConfig()
+    stuck_after_seconds: float = Field(default=900.0, gt=0)
+    http: HttpConfig = HttpConfig()
+    log: LogConfig = LogConfig()
+    track: list[TrackedPair] = []
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif message.startswith("Value error, "):
+        message = message.removeprefix("Value error, ")
+    more = len(error.errors()) - 1
+    return f"{where}: {message}" + (f" (and {more} more problem(s))" if more else "")
+
+
+def parse_config(data: Any, origin: str = "config") -> Config:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: the top level must be a mapping of keys")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(f"{origin}: {_describe(error)}") from None
+
+
+def load_config(path: str | Path) -> Config:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise ConfigError(f"{path}: cannot read the config file: {reason}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}:{where}: {problem}") from None
+    return parse_config(data, str(path))

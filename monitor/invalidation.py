@@ -1,0 +1,48 @@
+"""What the monitor knows about one tracked invalidation. Plain data, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+IN_PROGRESS = "InProgress"
+COMPLETED = "Completed"
+_KNOWN = {status.lower(): status for status in (IN_PROGRESS, COMPLETED)}
+
+
+def normalize_status(raw: str) -> str:
+    """CloudFront says `Completed`, moto says `COMPLETED`; anything unknown is kept as is."""
+    return _KNOWN.get(raw.lower(), raw)
+
+
+class Key(NamedTuple):
+    distribution_id: str
+    invalidation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Invalidation:
+    key: Key
+    source: str
+    status: str | None = None  # last CloudFront status seen; None until the first answer
+    create_time: float | None = None  # unix seconds, from the API's CreateTime
+    first_seen: float | None = None
+    last_polled: float | None = None
+    completed_at: float | None = None  # the first observation that said Completed
+    failures: int = 0  # consecutive permanent API errors
+    last_error: str | None = None
+    gave_up: bool = False  # too many permanent errors: no longer polled
+    stuck: bool = False  # crossed stuck_after_seconds (logged once)
+    next_poll_at: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        """Still worth an API call."""
+        return not self.gave_up and self.status != COMPLETED
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status == IN_PROGRESS and not self.gave_up
+
+    def age(self, now: float) -> float | None:
+        return None if self.create_time is None else max(0.0, now - self.create_time)

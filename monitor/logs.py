@@ -1,0 +1,89 @@
+"""Structured logging: one structlog pipeline for our events and for stdlib loggers
+(botocore, aiohttp, APScheduler), JSON lines off a TTY, readable console on one."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+           "error": logging.ERROR}  # fmt: skip
+# Libraries whose debug output carries signed headers and tokens: never below INFO.
+_CHATTY = ("botocore", "aiobotocore", "aioboto3", "urllib3", "s3transfer")
+_SECRET_KEY = re.compile(r"secret|token|password|credential|authorization|signature", re.I)
+_SECRET_TEXT = re.compile(
+    r"(?i)(aws_secret_access_key|aws_session_token|x-amz-security-token|authorization|"
+    r"signature|credential)(['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"
+)
+_ACCESS_KEY_ID = re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")
+REDACTED = "[REDACTED]"
+
+
+def redact(text: str) -> str:
+    text = _SECRET_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    return _ACCESS_KEY_ID.sub(REDACTED, text)
+
+
+def _redact(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    for key, value in event.items():
+        if _SECRET_KEY.search(key) and key != "event":
+            event[key] = REDACTED
+        elif isinstance(value, str):
+            event[key] = redact(value)
+    return event
+
+
+def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
+    out = stream or sys.stdout
+    as_json = fmt == "json" or (fmt == "auto" and not out.isatty())
+    renderer: Processor = (
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+    )
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.processors.format_exc_info,
+            _redact,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
+        logger_factory=structlog.WriteLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                _redact,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(_LEVELS[level])
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(max(_LEVELS[level], logging.INFO))
+    # aiohttp's access log would log every scrape; APScheduler logs every job run at INFO.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(max(_LEVELS[level], logging.WARNING))
+
+
+def get_logger(**context: Any) -> structlog.typing.FilteringBoundLogger:
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(**context)
+    return logger

@@ -1,0 +1,176 @@
+"""Prometheus metrics.
+
+Events (transitions, API attempts) are counted as they happen. Everything that describes
+the current tracked set (in progress, oldest age, stuck, per-invalidation age) is derived
+at scrape time from the poller's in-memory state, so it can never drift from it and the
+per-invalidation series vanish by themselves once an invalidation completes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from monitor import __version__
+from monitor.invalidation import Invalidation
+from monitor.transition import Transition
+
+# Invalidations take seconds on a good day and up to ~40 minutes on a bad one.
+DURATION_BUCKETS = (5, 10, 15, 30, 45, 60, 90, 120, 180, 240, 300, 420, 600, 900, 1200, 1800,
+                    2700, 3600)  # fmt: skip
+API_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+StateSource = Callable[[], Iterable[Invalidation]]
+
+# `_created` series double the output and no alert or dashboard of ours reads them.
+disable_created_metrics()
+
+
+class _StateCollector(Collector):
+    def __init__(self, source: StateSource, stuck_after: Callable[[], float]) -> None:
+        self._source = source
+        self._stuck_after = stuck_after
+        # Distributions keep a 0 series after their last invalidation completes, so
+        # dashboards show a drop to zero rather than a gap.
+        self._seen: set[str] = set()
+
+    def collect(self) -> Iterator[Metric]:
+        now = time.time()
+        threshold = self._stuck_after()
+        in_progress: dict[str, float] = defaultdict(float)
+        oldest: dict[str, float] = defaultdict(float)
+        stuck: dict[str, float] = defaultdict(float)
+        ages = GaugeMetricFamily(
+            "cloudfront_invalidation_in_progress_age_seconds",
+            "Age of each in-progress invalidation (present only while it is in progress)",
+            labels=["distribution_id", "invalidation_id"],
+        )
+        tracked = 0
+        for inv in self._source():
+            tracked += 1
+            dist = inv.key.distribution_id
+            self._seen.add(dist)
+            age = inv.age(now)
+            if not inv.in_progress or age is None:
+                continue
+            in_progress[dist] += 1
+            oldest[dist] = max(oldest[dist], age)
+            stuck[dist] += age > threshold
+            ages.add_metric(list(inv.key), age)
+
+        def per_distribution(
+            name: str, doc: str, values: dict[str, int] | dict[str, float]
+        ) -> Metric:
+            family = GaugeMetricFamily(name, doc, labels=["distribution_id"])
+            for dist in sorted(self._seen):
+                family.add_metric([dist], values.get(dist, 0))
+            return family
+
+        yield per_distribution(
+            "cloudfront_invalidations_in_progress", "Invalidations in progress", in_progress
+        )
+        yield per_distribution(
+            "cloudfront_invalidation_oldest_in_progress_age_seconds",
+            "Age of the oldest in-progress invalidation (0 when none)",
+            oldest,
+        )
+        yield per_distribution(
+            "cloudfront_invalidations_stuck",
+            "Invalidations in progress for longer than stuck_after_seconds",
+            stuck,
+        )
+        yield ages
+        yield GaugeMetricFamily(
+            "cloudfront_invalidation_monitor_tracked",
+            "Tracked invalidations still being polled",
+            value=tracked,
+        )
+        yield GaugeMetricFamily(
+            "cloudfront_invalidation_monitor_stuck_after_seconds",
+            "Configured threshold after which an in-progress invalidation counts as stuck",
+            value=threshold,
+        )
+
+
+class Metrics:
+    """Every metric the daemon exports, in a registry of its own."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.transitions = Counter(
+            "cloudfront_invalidation_transitions",
+            "Recorded invalidation state transitions, by the status entered",
+            ["distribution_id", "status"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "cloudfront_invalidation_duration_seconds",
+            "CreateTime to the first observation of Completed",
+            ["distribution_id"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.api_requests = Counter(
+            "cloudfront_invalidation_monitor_api_requests",
+            "CloudFront API HTTP attempts (retries included), by outcome",
+            ["operation", "outcome"],
+            registry=r,
+        )
+        self.api_seconds = Histogram(
+            "cloudfront_invalidation_monitor_api_request_duration_seconds",
+            "CloudFront API call duration, retries included",
+            ["operation"],
+            buckets=API_BUCKETS,
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "cloudfront_invalidation_monitor_last_successful_poll_timestamp_seconds",
+            "Unix time of the last successful CloudFront API call",
+            registry=r,
+        )
+        self.failed = Counter(
+            "cloudfront_invalidation_monitor_failed",
+            "Tracked invalidations given up on after repeated permanent API errors",
+            ["distribution_id", "code"],
+            registry=r,
+        )
+        self.ready = Gauge(
+            "cloudfront_invalidation_monitor_ready",
+            "1 when ready, 0 while every API call of the latest poll interval failed",
+            registry=r,
+        )
+        Gauge(
+            "cloudfront_invalidation_monitor_build_info",
+            "Build information",
+            ["version"],
+            registry=r,
+        ).labels(__version__).set(1)
+
+    def watch(self, source: StateSource, stuck_after: Callable[[], float]) -> None:
+        self.registry.register(_StateCollector(source, stuck_after))
+
+    def transition(self, t: Transition) -> None:
+        self.transitions.labels(t.key.distribution_id, t.to_status).inc()
+        if t.latency_seconds is not None:
+            self.duration.labels(t.key.distribution_id).observe(t.latency_seconds)
+
+    def api_attempt(self, operation: str, outcome: str) -> None:
+        self.api_requests.labels(operation, outcome).inc()
+        if outcome == "ok":
+            self.last_success.set(time.time())
+
+    def api_duration(self, operation: str, seconds: float) -> None:
+        self.api_seconds.labels(operation).observe(seconds)
+
+
+def exported_metric_names() -> set[str]:
+    """Family names the daemon exports (counters without `_total`), for dashboards and rules."""
+    metrics = Metrics()
+    metrics.watch(lambda: (), lambda: 0.0)
+    return {family.name for family in metrics.registry.collect()}

@@ -1,0 +1,318 @@
+"""Durable state in SQLite: tracked invalidations and their transition history.
+
+sqlite3 blocks, so every statement runs on one dedicated thread and the event loop only
+awaits it. The transition table's UNIQUE constraint is what makes recording exactly-once:
+a transition the store already holds is ignored, and only inserted ones are reported
+back to be counted and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from monitor.invalidation import Invalidation, Key
+from monitor.transition import Outcome, Transition
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS invalidations (
+    distribution_id TEXT NOT NULL,
+    invalidation_id TEXT NOT NULL,
+    source          TEXT NOT NULL,
+    added_at        REAL NOT NULL,
+    status          TEXT,
+    create_time     REAL,
+    first_seen      REAL,
+    last_polled     REAL,
+    completed_at    REAL,
+    failures        INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    gave_up         INTEGER NOT NULL DEFAULT 0,
+    stuck           INTEGER NOT NULL DEFAULT 0,
+    next_poll_at    REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (distribution_id, invalidation_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS transitions (
+    id              INTEGER PRIMARY KEY,
+    distribution_id TEXT NOT NULL,
+    invalidation_id TEXT NOT NULL,
+    from_status     TEXT,
+    to_status       TEXT NOT NULL,
+    observed_at     REAL NOT NULL,
+    create_time     REAL,
+    latency_seconds REAL,
+    UNIQUE (distribution_id, invalidation_id, to_status)
+);
+"""
+
+_COLUMNS = (
+    "distribution_id, invalidation_id, source, status, create_time, first_seen, last_polled,"
+    " completed_at, failures, last_error, gave_up, stuck, next_poll_at"
+)
+
+T = TypeVar("T")
+
+
+class StoreError(Exception):
+    """The state file cannot be used; the message is one line for the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What a batch of poll outcomes changed durably."""
+
+    updated: frozenset[Key]  # rows that still existed and were written
+    transitions: tuple[Transition, ...]  # newly recorded, never seen by the store before
+
+
+def _row_to_invalidation(row: Sequence[Any]) -> Invalidation:
+    return Invalidation(
+        key=Key(row[0], row[1]),
+        source=row[2],
+        status=row[3],
+        create_time=row[4],
+        first_seen=row[5],
+        last_polled=row[6],
+        completed_at=row[7],
+        failures=row[8],
+        last_error=row[9],
+        gave_up=bool(row[10]),
+        stuck=bool(row[11]),
+        next_poll_at=row[12],
+    )
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a process crash; only an OS crash may lose the
+        # last commits, which are re-observed on the next poll.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=10000")
+        integrity = conn.execute("PRAGMA quick_check").fetchone()[0]
+        if integrity != "ok":
+            raise sqlite3.DatabaseError(f"integrity check failed: {integrity}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"schema version {version} is newer than this program's {SCHEMA_VERSION}"
+            )
+        conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+class StateFile:
+    """Synchronous access, for the command-line tools and for the daemon's worker thread."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self._conn = _connect(self.path)
+        except (sqlite3.Error, OSError) as error:
+            raise StoreError(f"state file {self.path}: {error}") from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def add(self, keys: Iterable[Key], source: str, now: float | None = None) -> list[Key]:
+        """Track new pairs; pairs already tracked keep their state and source."""
+        stamp = time.time() if now is None else now
+        added = []
+        with self._transaction():
+            for key in keys:
+                cursor = self._conn.execute(
+                    "INSERT OR IGNORE INTO invalidations"
+                    " (distribution_id, invalidation_id, source, added_at) VALUES (?, ?, ?, ?)",
+                    (*key, source, stamp),
+                )
+                if cursor.rowcount:
+                    added.append(key)
+        return added
+
+    def remove(self, key: Key) -> bool:
+        """Stop tracking a pair. Its transition history stays."""
+        with self._transaction():
+            cursor = self._conn.execute(
+                "DELETE FROM invalidations WHERE distribution_id = ? AND invalidation_id = ?",
+                key,
+            )
+        return cursor.rowcount > 0
+
+    def active(self) -> list[Invalidation]:
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM invalidations"
+            " WHERE gave_up = 0 AND (status IS NULL OR status != 'Completed')"
+        )
+        return [_row_to_invalidation(row) for row in rows]
+
+    def all(self) -> list[Invalidation]:
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM invalidations ORDER BY added_at, distribution_id,"
+            " invalidation_id"
+        )
+        return [_row_to_invalidation(row) for row in rows]
+
+    def history(self) -> list[Transition]:
+        rows = self._conn.execute(
+            "SELECT distribution_id, invalidation_id, from_status, to_status, observed_at,"
+            " create_time, latency_seconds FROM transitions ORDER BY id"
+        )
+        return [Transition(Key(r[0], r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows.fetchall()]
+
+    def apply(self, outcomes: Sequence[Outcome]) -> Applied:
+        updated: set[Key] = set()
+        recorded: list[Transition] = []
+        with self._transaction():
+            for outcome in outcomes:
+                inv = outcome.invalidation
+                cursor = self._conn.execute(
+                    "UPDATE invalidations SET status = ?, create_time = ?, first_seen = ?,"
+                    " last_polled = ?, completed_at = ?, failures = ?, last_error = ?,"
+                    " gave_up = ?, stuck = ?, next_poll_at = ?"
+                    " WHERE distribution_id = ? AND invalidation_id = ?",
+                    (
+                        inv.status,
+                        inv.create_time,
+                        inv.first_seen,
+                        inv.last_polled,
+                        inv.completed_at,
+                        inv.failures,
+                        inv.last_error,
+                        int(inv.gave_up),
+                        int(inv.stuck),
+                        inv.next_poll_at,
+                        *inv.key,
+                    ),
+                )
+                if not cursor.rowcount:
+                    continue  # untracked while the call was in flight
+                updated.add(inv.key)
+                t = outcome.transition
+                if t is None:
+                    continue
+                cursor = self._conn.execute(
+                    "INSERT OR IGNORE INTO transitions (distribution_id, invalidation_id,"
+                    " from_status, to_status, observed_at, create_time, latency_seconds)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        *t.key,
+                        t.from_status,
+                        t.to_status,
+                        t.observed_at,
+                        t.create_time,
+                        t.latency_seconds,
+                    ),
+                )
+                if cursor.rowcount:
+                    recorded.append(t)
+        return Applied(frozenset(updated), tuple(recorded))
+
+    def data_version(self) -> int:
+        """Changes whenever *another* connection commits (the CLI adding a pair, say)."""
+        value: int = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        return value
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._conn)
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+class Store:
+    """The daemon's asynchronous face of the state file: one thread, calls in order."""
+
+    def __init__(self, state: StateFile, executor: ThreadPoolExecutor) -> None:
+        self._state = state
+        self._executor = executor
+        self._seen_version: int | None = None
+
+    @classmethod
+    async def open(cls, path: str | Path) -> Store:
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        try:
+            state = await asyncio.get_running_loop().run_in_executor(executor, StateFile, path)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(state, executor)
+
+    @property
+    def path(self) -> Path:
+        return self._state.path
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def add(self, keys: Iterable[Key], source: str) -> list[Key]:
+        return await self._run(self._state.add, list(keys), source)
+
+    async def active(self) -> list[Invalidation]:
+        return await self._run(self._state.active)
+
+    async def apply(self, outcomes: Sequence[Outcome]) -> Applied:
+        return await self._run(self._state.apply, outcomes)
+
+    async def changed_elsewhere(self) -> bool:
+        version = await self._run(self._state.data_version)
+        changed = self._seen_version is not None and version != self._seen_version
+        self._seen_version = version
+        return changed
+
+    async def close(self) -> None:
+        await self._run(self._state.close)
+        self._executor.shutdown(wait=True)
+
+
+class DaemonLock:
+    """One daemon per state file. The command-line tools don't take it: SQLite's own
+    locking keeps their short transactions safe beside the daemon."""
+
+    def __init__(self, state_path: str | Path) -> None:
+        self.path = Path(f"{state_path}.lock")
+        self._file: Any = None
+
+    def acquire(self) -> None:
+        import fcntl
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path, "a+")  # noqa: SIM115 - held for the daemon's lifetime
+        except OSError as error:
+            raise StoreError(f"state lock {self.path}: {error.strerror}") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise StoreError(
+                f"state file {str(self.path)[:-5]} is in use by another daemon"
+                f" (lock {self.path} is held)"
+            ) from None
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

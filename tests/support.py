@@ -1,0 +1,212 @@
+"""Shared test helpers: real servers on loopback, the daemon as a subprocess, scraping."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+import yaml
+from moto.server import ThreadedMotoServer
+
+ACCOUNT = "123456789012"
+TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing-secret-value",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 15.0, interval: float = 0.05) -> T:
+    """Poll `predicate` until it returns something truthy; bounded in time."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last  # type: ignore[no-any-return]
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
+
+
+def distribution_config(ref: str) -> dict[str, Any]:
+    # moto needs a whole DistributionConfig to create a distribution.
+    return {
+        "CallerReference": ref,
+        "Origins": {
+            "Quantity": 1,
+            "Items": [
+                {
+                    "Id": "origin1",
+                    "DomainName": "example-bucket.s3.us-east-1.amazonaws.com",
+                    "S3OriginConfig": {"OriginAccessIdentity": ""},
+                }
+            ],
+        },
+        "DefaultCacheBehavior": {
+            "TargetOriginId": "origin1",
+            "ViewerProtocolPolicy": "allow-all",
+            "MinTTL": 10,
+            "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
+        },
+        "Comment": "test distribution",
+        "Enabled": False,
+    }
+
+
+class Moto:
+    """moto's CloudFront over real HTTP, plus handles on its backend to drive lifecycles."""
+
+    def __init__(self, server: ThreadedMotoServer, url: str) -> None:
+        self.server = server
+        self.url = url
+        self.client = boto3.client(
+            "cloudfront",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def create_distribution(self) -> str:
+        ref = f"ref-{time.monotonic_ns()}"
+        answer = self.client.create_distribution(DistributionConfig=distribution_config(ref))
+        return str(answer["Distribution"]["Id"])
+
+    def create_invalidation(self, distribution_id: str, status: str = "InProgress") -> str:
+        answer = self.client.create_invalidation(
+            DistributionId=distribution_id,
+            InvalidationBatch={
+                "Paths": {"Quantity": 1, "Items": ["/*"]},
+                "CallerReference": f"ref-{time.monotonic_ns()}",
+            },
+        )
+        invalidation_id = str(answer["Invalidation"]["Id"])
+        self.set_status(distribution_id, invalidation_id, status)
+        return invalidation_id
+
+    def set_status(self, distribution_id: str, invalidation_id: str, status: str) -> None:
+        from moto.backends import get_backend
+
+        backend = get_backend("cloudfront")[ACCOUNT]["global"]
+        for invalidation in backend.invalidations[distribution_id]:
+            if invalidation.id == invalidation_id:
+                invalidation.status = status
+                return
+        raise KeyError(invalidation_id)
+
+
+@contextmanager
+def moto_server() -> Iterator[Moto]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield Moto(server, f"http://127.0.0.1:{port}")
+    finally:
+        server.stop()
+
+
+def write_config(path: Path, **sections: Any) -> Path:
+    path.write_text(yaml.safe_dump(sections, sort_keys=False))
+    return path
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def metric_value(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample in Prometheus text format, or None when absent."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
+
+
+class Daemon:
+    """The real daemon as a subprocess, its JSON log lines collected as they come."""
+
+    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.port = yaml.safe_load(config.read_text())["http"]["listen"].rsplit(":", 1)[1]
+        self.lines: list[dict[str, Any]] = []
+        self.raw: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "run", "--config", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **TEST_ENV, **(env or {})},
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.raw.append(line)
+            try:
+                self.lines.append(json.loads(line))
+            except json.JSONDecodeError:
+                self.lines.append({"unparsed": line})
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [line for line in list(self.lines) if line.get("event") == name]
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited {self.proc.returncode}: {self.stderr()}")
+            return http_get(self.url + "/readyz")[0] == 200
+
+        wait_for(ready, timeout)
+
+    def metrics(self) -> str:
+        return http_get(self.url + "/metrics")[1]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        self._reader.join(timeout)
+        return code
+
+    def stderr(self) -> str:
+        assert self.proc.stderr is not None
+        if self.proc.poll() is None:
+            return ""
+        return self.proc.stderr.read()

@@ -9,7 +9,9 @@ from tests.support import TEST_ENV, Moto, moto_server
 
 
 @pytest.fixture(autouse=True)
-def _aws_test_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def _aws_test_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """No test ever sees a developer's real AWS configuration or credentials."""
     empty = tmp_path_factory.getbasetemp() / "aws-empty"
     empty.write_text("")

@@ -1,0 +1,95 @@
+"""Config loading: valid files load into one object, broken ones name the key, exit 78."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor.config import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_example_config_loads_with_every_key() -> None:
+    config = load_config(ROOT / "config" / "example.yaml")
+    assert config.poll.interval_seconds == 20
+    assert config.poll.concurrency == 50
+    assert config.http.address == ("127.0.0.1", 9877)
+    assert [p.key for p in config.track] == [("EDFDVBD6EXAMPLE", "I2J0I21PCUYOIK")]
+
+
+def test_empty_file_gives_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("")
+    config = load_config(path)
+    assert config.stuck_after_seconds == 900 and config.log.format == "auto"
+
+
+BAD = [
+    ("unknown top-level key", "pol:\n  interval_seconds: 5\n", "pol: unknown key"),
+    ("unknown nested key", "poll:\n  intervall: 5\n", "poll.intervall: unknown key"),
+    ("wrong type", "poll:\n  concurrency: fifty\n", "poll.concurrency:"),
+    ("number as string", "poll:\n  interval_seconds: '20'\n", "poll.interval_seconds:"),
+    ("zero concurrency", "poll:\n  concurrency: 0\n", "poll.concurrency:"),
+    ("negative stuck", "stuck_after_seconds: -1\n", "stuck_after_seconds:"),
+    (
+        "malformed distribution id",
+        "track:\n  - distribution_id: edfd-bad\n    invalidation_id: I2J0I21PCUYOIK\n",
+        "track.0.distribution_id: 'edfd-bad' is not a CloudFront ID",
+    ),
+    (
+        "missing invalidation id",
+        "track:\n  - distribution_id: EDFDVBD6EXAMPLE\n",
+        "track.0.invalidation_id: Field required",
+    ),
+    ("bad listen", "http:\n  listen: nine-eight-seven\n", "http.listen: 'nine-eight-seven' is not"),
+    ("port out of range", "http:\n  listen: 127.0.0.1:70000\n", "http.listen: port 70000"),
+    ("bad log format", "log:\n  format: xml\n", "log.format:"),
+    ("bad endpoint", "aws:\n  endpoint_url: ftp://x\n", "aws.endpoint_url:"),
+    ("not a mapping", "- a\n- b\n", "the top level must be a mapping"),
+    ("invalid yaml", "poll: [unclosed\n", "line 2"),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "expected"), BAD, ids=[b[0] for b in BAD])
+def test_bad_config_names_the_key(tmp_path: Path, case: str, text: str, expected: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the config file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("case", "text", "expected"), BAD[:3] + BAD[6:7], ids=lambda v: str(v)[:20]
+)
+def test_daemon_exits_78_with_one_line_and_no_traceback(
+    tmp_path: Path, case: str, text: str, expected: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    state = tmp_path / "state"
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,  # the default state path is relative: it must not appear here
+    )
+    assert result.returncode == 78
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "config error" in lines[0] and expected in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not state.exists()  # nothing was started or created

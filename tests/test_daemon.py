@@ -1,0 +1,122 @@
+"""The real daemon as a subprocess against moto's server: the whole product, end to end."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+from tests.support import Daemon, Moto, free_port, http_get, metric_value, wait_for, write_config
+
+
+def config_for(tmp_path: Path, moto: Moto, track: list[tuple[str, str]]) -> Path:
+    return write_config(
+        tmp_path / "monitor.yaml",
+        aws={"endpoint_url": moto.url, "max_attempts": 2},
+        state={"path": str(tmp_path / "state" / "monitor.db")},
+        poll={"interval_seconds": 0.5, "concurrency": 4},
+        http={"listen": f"127.0.0.1:{free_port()}"},
+        log={"format": "auto", "level": "info"},  # stdout is a pipe: JSON
+        track=[{"distribution_id": d, "invalidation_id": i} for d, i in track],
+    )
+
+
+def test_daemon_end_to_end_and_restart_records_nothing_twice(moto: Moto, tmp_path: Path) -> None:
+    dist = moto.create_distribution()
+    running = moto.create_invalidation(dist)
+    done_before = moto.create_invalidation(dist, status="Completed")
+    config = config_for(tmp_path, moto, [(dist, running), (dist, done_before)])
+    labels = {"distribution_id": dist}
+    transitions = "cloudfront_invalidation_transitions_total"
+
+    daemon = Daemon(config)
+    try:
+        daemon.wait_ready()
+        assert http_get(daemon.url + "/healthz")[0] == 200
+        status, landing = http_get(daemon.url + "/")
+        assert status == 200 and "/metrics" in landing
+        wait_for(lambda: metric_value(daemon.metrics(), "cloudfront_invalidations_in_progress",
+                                      **labels) == 1)  # fmt: skip
+        moto.set_status(dist, running, "Completed")
+        wait_for(lambda: metric_value(daemon.metrics(), transitions, status="Completed",
+                                      **labels) == 2)  # fmt: skip
+        text = daemon.metrics()
+        assert metric_value(text, transitions, status="InProgress", **labels) == 1
+        # Only the one seen in progress has a latency.
+        assert metric_value(text, "cloudfront_invalidation_duration_seconds_count", **labels) == 1
+        assert metric_value(text, "cloudfront_invalidations_in_progress", **labels) == 0
+        assert metric_value(text, "cloudfront_invalidation_monitor_tracked") == 0
+        assert metric_value(text, "cloudfront_invalidation_monitor_build_info") == 1
+        started = time.monotonic()
+        assert daemon.stop(signal.SIGTERM) == 0
+        assert time.monotonic() - started < 5
+    finally:
+        daemon.stop(signal.SIGKILL)
+
+    events = [line["event"] for line in daemon.lines]
+    assert events[0] == "invalidation_tracked"
+    assert "monitor_started" in events and events[-1] == "monitor_stopped"
+    for line in daemon.lines:
+        assert {"event", "timestamp", "level"} <= line.keys(), line
+    moves = daemon.events("invalidation_transition")
+    assert {(m["invalidation_id"], m["from_status"], m["to_status"]) for m in moves} == {
+        (running, None, "InProgress"),
+        (running, "InProgress", "Completed"),
+        (done_before, None, "Completed"),
+    }
+    assert len(moves) == 3
+    [completed] = [m for m in moves if m["from_status"] == "InProgress"]
+    assert completed["distribution_id"] == dist and completed["latency_seconds"] > 0
+    assert "testing-secret-value" not in "".join(daemon.raw)
+
+    # Same state file again: nothing tracked is forgotten, nothing recorded twice.
+    again = Daemon(config)
+    try:
+        again.wait_ready()
+        time.sleep(1.5)  # three poll intervals
+        text = again.metrics()
+        assert metric_value(text, transitions, status="Completed", **labels) is None
+        assert metric_value(text, "cloudfront_invalidation_duration_seconds_count",
+                            **labels) is None  # fmt: skip
+        assert again.stop(signal.SIGINT) == 0
+    finally:
+        again.stop(signal.SIGKILL)
+    assert again.events("invalidation_transition") == []
+    assert again.events("invalidation_tracked") == []
+
+
+def test_restart_mid_flight_completes_with_latency_once(moto: Moto, tmp_path: Path) -> None:
+    dist = moto.create_distribution()
+    inv = moto.create_invalidation(dist)
+    config = config_for(tmp_path, moto, [(dist, inv)])
+    first = Daemon(config)
+    try:
+        first.wait_ready()
+        wait_for(lambda: first.events("invalidation_transition"))
+        assert first.stop() == 0
+    finally:
+        first.stop(signal.SIGKILL)
+    moto.set_status(dist, inv, "Completed")  # completes while the daemon is down
+    second = Daemon(config)
+    try:
+        second.wait_ready()
+        [move] = wait_for(lambda: second.events("invalidation_transition"))
+        assert (move["from_status"], move["to_status"]) == ("InProgress", "Completed")
+        assert move["latency_seconds"] > 0
+        assert second.stop() == 0
+    finally:
+        second.stop(signal.SIGKILL)
+
+
+def test_second_daemon_on_same_state_exits_non_zero(moto: Moto, tmp_path: Path) -> None:
+    config = config_for(tmp_path, moto, [])
+    first = Daemon(config)
+    try:
+        first.wait_ready()
+        second = Daemon(config)
+        assert second.proc.wait(20) == 1
+        err = second.stderr()
+        assert "in use by another daemon" in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1
+    finally:
+        first.stop(signal.SIGKILL)

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import time
+
+from prometheus_client import generate_latest
+
+from monitor.invalidation import Invalidation, Key
+from monitor.metrics import Metrics, exported_metric_names
+from monitor.transition import Transition
+from tests.support import metric_value
+
+REQUIRED = {
+    "cloudfront_invalidation_transitions",
+    "cloudfront_invalidation_duration_seconds",
+    "cloudfront_invalidations_in_progress",
+    "cloudfront_invalidation_oldest_in_progress_age_seconds",
+    "cloudfront_invalidations_stuck",
+    "cloudfront_invalidation_monitor_api_requests",
+    "cloudfront_invalidation_monitor_api_request_duration_seconds",
+    "cloudfront_invalidation_monitor_last_successful_poll_timestamp_seconds",
+    "cloudfront_invalidation_monitor_tracked",
+    "cloudfront_invalidation_monitor_build_info",
+}
+
+
+def test_every_required_metric_is_exported() -> None:
+    assert exported_metric_names() >= REQUIRED
+
+
+def test_state_gauges_are_derived_from_the_tracked_set() -> None:
+    now = time.time()
+    states = [
+        Invalidation(Key("EDIST1AAAAAA", "IAAAAAAAAAAA"), "config", "InProgress", now - 1000),
+        Invalidation(Key("EDIST1AAAAAA", "IBBBBBBBBBBB"), "config", "InProgress", now - 30),
+        Invalidation(Key("EDIST2AAAAAA", "ICCCCCCCCCCC"), "config", "InProgress", now - 10),
+        Invalidation(Key("EDIST2AAAAAA", "IDDDDDDDDDDD"), "config", None),  # not seen yet
+    ]
+    metrics = Metrics()
+    metrics.watch(lambda: states, lambda: 900.0)
+    text = generate_latest(metrics.registry).decode()
+    d1, d2 = {"distribution_id": "EDIST1AAAAAA"}, {"distribution_id": "EDIST2AAAAAA"}
+    assert metric_value(text, "cloudfront_invalidations_in_progress", **d1) == 2
+    assert metric_value(text, "cloudfront_invalidations_in_progress", **d2) == 1
+    assert metric_value(text, "cloudfront_invalidations_stuck", **d1) == 1
+    assert metric_value(text, "cloudfront_invalidations_stuck", **d2) == 0
+    oldest = metric_value(text, "cloudfront_invalidation_oldest_in_progress_age_seconds", **d1)
+    assert oldest is not None and 999 <= oldest <= 1010
+    assert metric_value(text, "cloudfront_invalidation_monitor_tracked") == 4
+    age = metric_value(
+        text, "cloudfront_invalidation_in_progress_age_seconds", invalidation_id="ICCCCCCCCCCC"
+    )
+    assert age is not None and 9 <= age <= 20
+
+    # Once complete, the per-invalidation series goes and the distribution drops to 0.
+    states[2] = Invalidation(states[2].key, "config", "Completed", now - 10)
+    text = generate_latest(metrics.registry).decode()
+    assert metric_value(text, "cloudfront_invalidations_in_progress", **d2) == 0
+    assert (
+        metric_value(
+            text, "cloudfront_invalidation_in_progress_age_seconds", invalidation_id="ICCCCCCCCCCC"
+        )
+        is None
+    )
+
+
+def test_transition_counts_and_latency_histogram() -> None:
+    metrics = Metrics()
+    key = Key("EDIST1AAAAAA", "IAAAAAAAAAAA")
+    metrics.transition(Transition(key, None, "InProgress", 1.0, 0.0, None))
+    metrics.transition(Transition(key, "InProgress", "Completed", 95.0, 0.0, 95.0))
+    text = generate_latest(metrics.registry).decode()
+    labels = {"distribution_id": "EDIST1AAAAAA"}
+    assert metric_value(text, "cloudfront_invalidation_transitions_total", status="Completed") == 1
+    assert metric_value(text, "cloudfront_invalidation_duration_seconds_count", **labels) == 1
+    assert metric_value(text, "cloudfront_invalidation_duration_seconds_sum", **labels) == 95
+    assert metric_value(text, "cloudfront_invalidation_duration_seconds_bucket", le="3600.0") == 1

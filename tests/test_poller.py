@@ -1,0 +1,133 @@
+"""The poll loop against moto over real HTTP, driving lifecycles through moto's backend."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+
+from monitor.cloudfront import open_cloudfront
+from monitor.config import AwsConfig
+from monitor.health import Health
+from monitor.invalidation import Key
+from monitor.metrics import Metrics
+from monitor.poller import Poller
+from monitor.store import StateFile, Store
+from monitor.transition import Policy
+from tests.support import Moto, metric_value
+
+POLICY = Policy(interval_seconds=0.05, max_failures=3, stuck_after_seconds=900)
+
+
+class Rig:
+    def __init__(self, poller: Poller, store: Store, metrics: Metrics, health: Health) -> None:
+        self.poller = poller
+        self.store = store
+        self.metrics = metrics
+        self.health = health
+
+    async def until(self, condition: Callable[[], bool], ticks: int = 200) -> None:
+        for _ in range(ticks):
+            await self.poller.tick()
+            if condition():
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("condition not reached")
+
+    def scrape(self) -> str:
+        return generate_latest(self.metrics.registry).decode()
+
+
+@pytest.fixture
+async def rig(moto: Moto, tmp_path: Path) -> AsyncIterator[Rig]:
+    store = await Store.open(tmp_path / "m.db")
+    metrics = Metrics()
+    health = Health(interval_seconds=1, tick_seconds=0.05, state_loaded=True)
+    async with open_cloudfront(AwsConfig(endpoint_url=moto.url), 8, metrics) as cf:
+        poller = Poller(store, cf, metrics, health, POLICY, concurrency=8)
+        metrics.watch(poller.active, lambda: POLICY.stuck_after_seconds)
+        await poller.load()
+        poller.start()
+        try:
+            yield Rig(poller, store, metrics, health)
+        finally:
+            await poller.stop()
+            await store.close()
+
+
+async def test_in_progress_then_completed_is_recorded_once(moto: Moto, rig: Rig) -> None:
+    dist = moto.create_distribution()
+    inv = moto.create_invalidation(dist)
+    await rig.store.add([Key(dist, inv)], "config")
+    await rig.poller.load()
+    labels = {"distribution_id": dist}
+
+    await rig.until(lambda: any(i.status == "InProgress" for i in rig.poller.active()))
+    assert metric_value(rig.scrape(), "cloudfront_invalidations_in_progress", **labels) == 1
+
+    moto.set_status(dist, inv, "COMPLETED")  # moto's own spelling
+    await rig.until(lambda: not list(rig.poller.active()))
+    for _ in range(5):  # more ticks must not record anything again
+        await rig.poller.tick()
+    text = rig.scrape()
+    name = "cloudfront_invalidation_transitions_total"
+    assert metric_value(text, name, status="InProgress", **labels) == 1
+    assert metric_value(text, name, status="Completed", **labels) == 1
+    assert metric_value(text, "cloudfront_invalidation_duration_seconds_count", **labels) == 1
+    assert metric_value(text, "cloudfront_invalidations_in_progress", **labels) == 0
+    history = StateFile(rig.store.path).history()
+    assert [(t.from_status, t.to_status) for t in history] == [
+        (None, "InProgress"),
+        ("InProgress", "Completed"),
+    ]
+    assert history[1].latency_seconds is not None and history[1].latency_seconds > 0
+
+
+async def test_already_completed_is_recorded_without_latency(moto: Moto, rig: Rig) -> None:
+    dist = moto.create_distribution()
+    inv = moto.create_invalidation(dist, status="COMPLETED")
+    await rig.store.add([Key(dist, inv)], "config")
+    await rig.poller.load()
+    await rig.until(lambda: not list(rig.poller.active()))
+    text = rig.scrape()
+    labels = {"distribution_id": dist}
+    assert metric_value(text, "cloudfront_invalidation_transitions_total", status="Completed",
+                        **labels) == 1  # fmt: skip
+    assert metric_value(text, "cloudfront_invalidation_duration_seconds_count", **labels) is None
+    [t] = StateFile(rig.store.path).history()
+    assert t.latency_seconds is None
+
+
+async def test_permanent_error_gives_up_and_stops_polling(moto: Moto, rig: Rig) -> None:
+    dist = moto.create_distribution()
+    key = Key(dist, "IDOESNOTEXIST1")
+    await rig.store.add([key], "config")
+    await rig.poller.load()
+    await rig.until(lambda: not list(rig.poller.active()))
+    text = rig.scrape()
+    assert metric_value(text, "cloudfront_invalidation_monitor_failed_total",
+                        code="NoSuchInvalidation") == 1  # fmt: skip
+    calls = metric_value(text, "cloudfront_invalidation_monitor_api_requests_total",
+                         outcome="client_error")  # fmt: skip
+    assert calls == POLICY.max_failures
+    for _ in range(5):
+        await rig.poller.tick()
+        await asyncio.sleep(0.06)
+    after = metric_value(rig.scrape(), "cloudfront_invalidation_monitor_api_requests_total",
+                         outcome="client_error")  # fmt: skip
+    assert after == calls  # no longer polled
+    [row] = StateFile(rig.store.path).all()
+    assert row.gave_up and row.last_error == "NoSuchInvalidation"
+
+
+async def test_pair_added_by_another_process_is_picked_up(moto: Moto, rig: Rig) -> None:
+    dist = moto.create_distribution()
+    inv = moto.create_invalidation(dist)
+    other = StateFile(rig.store.path)  # what `track` on the command line does
+    other.add([Key(dist, inv)], "cli")
+    other.close()
+    await rig.until(lambda: any(i.status == "InProgress" for i in rig.poller.active()))
+    assert [i.source for i in rig.poller.active()] == ["cli"]

@@ -1,0 +1,115 @@
+"""The SQLite store: durable, exactly-once, safe beside the command-line tools."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from monitor.invalidation import Invalidation, Key
+from monitor.store import DaemonLock, StateFile, Store, StoreError
+from monitor.transition import Observation, Policy, observe
+
+POLICY = Policy(interval_seconds=20, max_failures=3, stuck_after_seconds=900)
+A = Key("EDFDVBD6EXAMPLE", "I2J0I21PCUYOIK")
+B = Key("EDFDVBD6EXAMPLE", "IBBBBBBBBBBBBB")
+
+
+def test_add_is_idempotent_and_keeps_first_source(tmp_path: Path) -> None:
+    state = StateFile(tmp_path / "m.db")
+    assert state.add([A, B], "config") == [A, B]
+    assert state.add([A], "cli") == []
+    assert {inv.key: inv.source for inv in state.all()} == {A: "config", B: "config"}
+
+
+def test_transitions_are_recorded_once_across_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    state = StateFile(path)
+    state.add([A], "config")
+    [inv] = state.active()
+    started = observe(inv, Observation("InProgress", 100.0, 110.0), POLICY)
+    assert len(state.apply([started]).transitions) == 1
+    state.close()
+
+    # A crash after the commit: the same outcome is applied again on restart.
+    state = StateFile(path)
+    again = state.apply([started])
+    assert again.updated == {A} and again.transitions == ()
+    [resumed] = state.active()
+    assert resumed.status == "InProgress" and resumed.create_time == 100.0
+    done = observe(resumed, Observation("Completed", 100.0, 190.0), POLICY)
+    [recorded] = state.apply([done]).transitions
+    assert recorded.latency_seconds == 90.0
+    assert state.active() == []
+    history = [(t.from_status, t.to_status, t.latency_seconds) for t in state.history()]
+    assert history == [(None, "InProgress", None), ("InProgress", "Completed", 90.0)]
+
+
+def test_outcome_for_an_untracked_pair_is_dropped(tmp_path: Path) -> None:
+    state = StateFile(tmp_path / "m.db")
+    state.add([A], "config")
+    [inv] = state.active()
+    assert state.remove(A)
+    applied = state.apply([observe(inv, Observation("InProgress", 1.0, 2.0), POLICY)])
+    assert applied.updated == frozenset() and applied.transitions == ()
+    assert state.history() == []
+
+
+async def test_change_by_another_connection_is_noticed(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "m.db")
+    try:
+        assert not await store.changed_elsewhere()  # first call sets the baseline
+        await store.add([A], "config")
+        assert not await store.changed_elsewhere()  # our own writes don't count
+        other = StateFile(tmp_path / "m.db")
+        other.add([B], "cli")
+        other.close()
+        assert await store.changed_elsewhere()
+        assert {inv.key for inv in await store.active()} == {A, B}
+    finally:
+        await store.close()
+
+
+def test_corrupt_state_file_is_refused_not_reset(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match=str(path)):
+        StateFile(path)
+    assert path.read_bytes().startswith(b"this is not a database")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_read_only_state_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    StateFile(path).close()
+    path.chmod(0o444)
+    with pytest.raises(StoreError):
+        StateFile(path)
+
+
+def test_second_daemon_on_the_same_state_file_is_refused(tmp_path: Path) -> None:
+    first = DaemonLock(tmp_path / "m.db")
+    first.acquire()
+    try:
+        with pytest.raises(StoreError, match="in use by another daemon"):
+            DaemonLock(tmp_path / "m.db").acquire()
+    finally:
+        first.release()
+    DaemonLock(tmp_path / "m.db").acquire()  # free again once released
+
+
+def test_invalidation_round_trips_every_field(tmp_path: Path) -> None:
+    state = StateFile(tmp_path / "m.db")
+    state.add([A], "cli")
+    [inv] = state.active()
+    full = Invalidation(
+        key=A, source="cli", status="InProgress", create_time=1.5, first_seen=2.5,
+        last_polled=3.5, completed_at=None, failures=2, last_error="AccessDenied",
+        gave_up=False, stuck=True, next_poll_at=9.5,
+    )  # fmt: skip
+    from monitor.transition import Outcome
+
+    state.apply([Outcome(invalidation=full)])
+    assert state.active() == [full]
+    assert inv.status is None

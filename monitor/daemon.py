@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from botocore.exceptions import BotoCoreError
 
-from monitor import __version__, logs
+from monitor import __version__, logs, reload
 from monitor.cloudfront import open_cloudfront
 from monitor.config import EX_CONFIG, Config, ConfigError, load_config
 from monitor.endpoint import Endpoint
@@ -42,46 +42,84 @@ def policy_for(config: Config) -> Policy:
     )
 
 
-async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
-    log = logs.get_logger()
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    tick = min(1.0, config.poll.interval_seconds / 2)
-    health = Health(interval_seconds=config.poll.interval_seconds, tick_seconds=tick)
-    metrics = Metrics()
-    lock = DaemonLock(config.state.file)
-    async with AsyncExitStack() as stack:
+class Service:
+    """One running daemon: its parts, its start-up, its reloads and its shutdown."""
+
+    def __init__(self, config: Config, config_path: str | None = None) -> None:
+        self.config = config
+        self._config_path = config_path
+        self._log = logs.get_logger()
+        self._stop = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reloading = asyncio.Lock()
+        self._tick = min(1.0, config.poll.interval_seconds / 2)
+        self.health = Health(interval_seconds=config.poll.interval_seconds, tick_seconds=self._tick)
+        self.metrics = Metrics()
+        self.port: int | None = None
+        self._poller: Poller | None = None
+        self._store: Store | None = None
+        self._scheduler: AsyncIOScheduler | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        task = asyncio.create_task(self.reload(), name="reload")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        async with AsyncExitStack() as stack:
+            await self._start(stack)
+            await self._stop.wait()
+            self._log.info("monitor_stopping")
+            self.health.scheduler_running = False
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _start(self, stack: AsyncExitStack) -> None:
+        config = self.config
+        lock = DaemonLock(config.state.file)
         try:
             lock.acquire()
             stack.callback(lock.release)
-            store = await Store.open(config.state.file)
+            self._store = store = await Store.open(config.state.file)
         except StoreError as error:
             raise StartupError(str(error)) from None
         stack.push_async_callback(store.close)
         for key in await store.add((p.key for p in config.track), source="config"):
-            log.info("invalidation_tracked", **key._asdict(), source="config")
+            self._log.info("invalidation_tracked", **key._asdict(), source="config")
         try:
             cloudfront = await stack.enter_async_context(
-                open_cloudfront(config.aws, config.poll.concurrency, metrics)
+                open_cloudfront(config.aws, config.poll.concurrency, self.metrics)
             )
         except BotoCoreError as error:  # an unknown profile, say
             raise ConfigError(f"aws: {error}") from None
-        poller = Poller(
-            store, cloudfront, metrics, health, policy_for(config), config.poll.concurrency
+        self._poller = poller = Poller(
+            store,
+            cloudfront,
+            self.metrics,
+            self.health,
+            policy_for(config),
+            config.poll.concurrency,
         )
         await poller.load()
-        health.state_loaded = True
-        metrics.watch(poller.active, lambda: poller.policy.stuck_after_seconds)
+        self.health.state_loaded = True
+        self.metrics.watch(poller.active, lambda: poller.policy.stuck_after_seconds)
         host, port = config.http.address
-        endpoint = await stack.enter_async_context(Endpoint(host, port, metrics, health))
+        endpoint = await stack.enter_async_context(Endpoint(host, port, self.metrics, self.health))
+        self.port = endpoint.port
 
-        scheduler = AsyncIOScheduler(timezone=UTC)
+        self._scheduler = scheduler = AsyncIOScheduler(timezone=UTC)
         scheduler.add_job(
             poller.tick,
             "interval",
-            seconds=tick,
+            seconds=self._tick,
             id="tick",
             max_instances=1,
             coalesce=True,
@@ -91,9 +129,9 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         poller.start()
         stack.push_async_callback(poller.stop)
         scheduler.start()
-        health.scheduler_running = True
+        self.health.scheduler_running = True
         stack.callback(scheduler.shutdown, wait=False)
-        log.info(
+        self._log.info(
             "monitor_started",
             version=__version__,
             tracked=sum(1 for _ in poller.active()),
@@ -103,16 +141,39 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             interval_seconds=config.poll.interval_seconds,
             concurrency=config.poll.concurrency,
         )
-        await stop.wait()
-        log.info("monitor_stopping")
-        health.scheduler_running = False
+
+    async def reload(self) -> None:
+        """SIGHUP: take what can change live from the config file; keep running on error."""
+        if self._config_path is None or self._poller is None or self._store is None:
+            return
+        async with self._reloading:
+            try:
+                new = await asyncio.to_thread(load_config, self._config_path)
+            except ConfigError as error:
+                self._log.error("config_reload_failed", error=str(error))
+                return
+            result = reload.plan(self.config, new)
+            config = result.config
+            logs.configure(config.log.format, config.log.level)
+            self._poller.policy = policy_for(config)
+            self.health.interval_seconds = config.poll.interval_seconds
+            tick = min(1.0, config.poll.interval_seconds / 2)
+            if tick != self._tick and self._scheduler is not None:
+                self._scheduler.reschedule_job("tick", trigger="interval", seconds=tick)
+                self._tick = self.health.tick_seconds = tick
+            await self._store.add((p.key for p in config.track), source="config")
+            await self._poller.load(announce=True)
+            self.config = config
+            self._log.info(
+                "config_reloaded",
+                tracked=sum(1 for _ in self._poller.active()),
+                needs_restart=list(result.needs_restart),
+            )
 
 
-async def _run(config: Config) -> None:
-    task = asyncio.current_task()
-    assert task is not None
+async def _run(config: Config, config_path: str) -> None:
     try:
-        await serve(config)
+        await Service(config, config_path).run()
     finally:
         logs.get_logger().info("monitor_stopped")
 
@@ -131,7 +192,7 @@ def main(argv: list[str]) -> int:
         return EX_CONFIG
     logs.configure(config.log.format, config.log.level)
     try:
-        asyncio.run(_run(config))
+        asyncio.run(_run(config, args.config))
     except ConfigError as error:
         sys.stderr.write(f"cloudfront-invalidation-monitor: config error: {error}\n")
         return EX_CONFIG

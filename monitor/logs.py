@@ -11,8 +11,12 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "error": logging.ERROR}  # fmt: skip
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 # Libraries whose debug output carries signed headers and tokens: never below INFO.
 _CHATTY = ("botocore", "aiobotocore", "aioboto3", "urllib3", "s3transfer")
 _SECRET_KEY = re.compile(r"secret|token|password|credential|authorization|signature", re.I)

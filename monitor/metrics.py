@@ -21,8 +21,26 @@ from monitor.invalidation import Invalidation
 from monitor.transition import Transition
 
 # Invalidations take seconds on a good day and up to ~40 minutes on a bad one.
-DURATION_BUCKETS = (5, 10, 15, 30, 45, 60, 90, 120, 180, 240, 300, 420, 600, 900, 1200, 1800,
-                    2700, 3600)  # fmt: skip
+DURATION_BUCKETS = (
+    5,
+    10,
+    15,
+    30,
+    45,
+    60,
+    90,
+    120,
+    180,
+    240,
+    300,
+    420,
+    600,
+    900,
+    1200,
+    1800,
+    2700,
+    3600,
+)
 API_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 StateSource = Callable[[], Iterable[Invalidation]]

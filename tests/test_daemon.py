@@ -9,15 +9,18 @@ from pathlib import Path
 from tests.support import Daemon, Moto, free_port, http_get, metric_value, wait_for, write_config
 
 
-def config_for(tmp_path: Path, moto: Moto, track: list[tuple[str, str]]) -> Path:
+def config_for(
+    tmp_path: Path, moto: Moto, track: list[tuple[str, str]], port: int = 0, **extra: object
+) -> Path:
     return write_config(
         tmp_path / "monitor.yaml",
         aws={"endpoint_url": moto.url, "max_attempts": 2},
         state={"path": str(tmp_path / "state" / "monitor.db")},
         poll={"interval_seconds": 0.5, "concurrency": 4},
-        http={"listen": f"127.0.0.1:{free_port()}"},
+        http={"listen": f"127.0.0.1:{port or free_port()}"},
         log={"format": "auto", "level": "info"},  # stdout is a pipe: JSON
         track=[{"distribution_id": d, "invalidation_id": i} for d, i in track],
+        **extra,
     )
 
 
@@ -35,11 +38,16 @@ def test_daemon_end_to_end_and_restart_records_nothing_twice(moto: Moto, tmp_pat
         assert http_get(daemon.url + "/healthz")[0] == 200
         status, landing = http_get(daemon.url + "/")
         assert status == 200 and "/metrics" in landing
-        wait_for(lambda: metric_value(daemon.metrics(), "cloudfront_invalidations_in_progress",
-                                      **labels) == 1)  # fmt: skip
+        wait_for(
+            lambda: (
+                metric_value(daemon.metrics(), "cloudfront_invalidations_in_progress", **labels)
+                == 1
+            )
+        )
         moto.set_status(dist, running, "Completed")
-        wait_for(lambda: metric_value(daemon.metrics(), transitions, status="Completed",
-                                      **labels) == 2)  # fmt: skip
+        wait_for(
+            lambda: metric_value(daemon.metrics(), transitions, status="Completed", **labels) == 2
+        )
         text = daemon.metrics()
         assert metric_value(text, transitions, status="InProgress", **labels) == 1
         # Only the one seen in progress has a latency.
@@ -76,8 +84,9 @@ def test_daemon_end_to_end_and_restart_records_nothing_twice(moto: Moto, tmp_pat
         time.sleep(1.5)  # three poll intervals
         text = again.metrics()
         assert metric_value(text, transitions, status="Completed", **labels) is None
-        assert metric_value(text, "cloudfront_invalidation_duration_seconds_count",
-                            **labels) is None  # fmt: skip
+        assert (
+            metric_value(text, "cloudfront_invalidation_duration_seconds_count", **labels) is None
+        )
         assert again.stop(signal.SIGINT) == 0
     finally:
         again.stop(signal.SIGKILL)
@@ -120,3 +129,34 @@ def test_second_daemon_on_same_state_exits_non_zero(moto: Moto, tmp_path: Path) 
         assert len(err.strip().splitlines()) == 1
     finally:
         first.stop(signal.SIGKILL)
+
+
+def test_sighup_reloads_a_valid_config_and_refuses_an_invalid_one(
+    moto: Moto, tmp_path: Path
+) -> None:
+    dist = moto.create_distribution()
+    inv = moto.create_invalidation(dist)
+    config = config_for(tmp_path, moto, [])
+    daemon = Daemon(config)
+    threshold = "cloudfront_invalidation_monitor_stuck_after_seconds"
+    try:
+        daemon.wait_ready()
+        assert metric_value(daemon.metrics(), threshold) == 900
+        config_for(tmp_path, moto, [(dist, inv)], int(daemon.port), stuck_after_seconds=1)
+        daemon.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: daemon.events("config_reloaded"))
+        wait_for(lambda: metric_value(daemon.metrics(), threshold) == 1)
+        [tracked] = wait_for(lambda: daemon.events("invalidation_tracked"))
+        assert tracked["invalidation_id"] == inv
+        wait_for(lambda: daemon.events("invalidation_stuck"))  # the new threshold applies
+
+        config.write_text("poll:\n  concurrency: many\n")
+        daemon.proc.send_signal(signal.SIGHUP)
+        [failed] = wait_for(lambda: daemon.events("config_reload_failed"))
+        assert "poll.concurrency" in failed["error"]
+        assert daemon.proc.poll() is None
+        assert http_get(daemon.url + "/readyz")[0] == 200
+        assert metric_value(daemon.metrics(), threshold) == 1  # old config still in force
+        assert daemon.stop() == 0
+    finally:
+        daemon.stop(signal.SIGKILL)

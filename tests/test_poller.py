@@ -94,8 +94,12 @@ async def test_already_completed_is_recorded_without_latency(moto: Moto, rig: Ri
     await rig.until(lambda: not list(rig.poller.active()))
     text = rig.scrape()
     labels = {"distribution_id": dist}
-    assert metric_value(text, "cloudfront_invalidation_transitions_total", status="Completed",
-                        **labels) == 1  # fmt: skip
+    assert (
+        metric_value(
+            text, "cloudfront_invalidation_transitions_total", status="Completed", **labels
+        )
+        == 1
+    )
     assert metric_value(text, "cloudfront_invalidation_duration_seconds_count", **labels) is None
     [t] = StateFile(rig.store.path).history()
     assert t.latency_seconds is None
@@ -108,16 +112,22 @@ async def test_permanent_error_gives_up_and_stops_polling(moto: Moto, rig: Rig) 
     await rig.poller.load()
     await rig.until(lambda: not list(rig.poller.active()))
     text = rig.scrape()
-    assert metric_value(text, "cloudfront_invalidation_monitor_failed_total",
-                        code="NoSuchInvalidation") == 1  # fmt: skip
-    calls = metric_value(text, "cloudfront_invalidation_monitor_api_requests_total",
-                         outcome="client_error")  # fmt: skip
+    assert (
+        metric_value(
+            text, "cloudfront_invalidation_monitor_failed_total", code="NoSuchInvalidation"
+        )
+        == 1
+    )
+    calls = metric_value(
+        text, "cloudfront_invalidation_monitor_api_requests_total", outcome="client_error"
+    )
     assert calls == POLICY.max_failures
     for _ in range(5):
         await rig.poller.tick()
         await asyncio.sleep(0.06)
-    after = metric_value(rig.scrape(), "cloudfront_invalidation_monitor_api_requests_total",
-                         outcome="client_error")  # fmt: skip
+    after = metric_value(
+        rig.scrape(), "cloudfront_invalidation_monitor_api_requests_total", outcome="client_error"
+    )
     assert after == calls  # no longer polled
     [row] = StateFile(rig.store.path).all()
     assert row.gave_up and row.last_error == "NoSuchInvalidation"

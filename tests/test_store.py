@@ -104,10 +104,19 @@ def test_invalidation_round_trips_every_field(tmp_path: Path) -> None:
     state.add([A], "cli")
     [inv] = state.active()
     full = Invalidation(
-        key=A, source="cli", status="InProgress", create_time=1.5, first_seen=2.5,
-        last_polled=3.5, completed_at=None, failures=2, last_error="AccessDenied",
-        gave_up=False, stuck=True, next_poll_at=9.5,
-    )  # fmt: skip
+        key=A,
+        source="cli",
+        status="InProgress",
+        create_time=1.5,
+        first_seen=2.5,
+        last_polled=3.5,
+        completed_at=None,
+        failures=2,
+        last_error="AccessDenied",
+        gave_up=False,
+        stuck=True,
+        next_poll_at=9.5,
+    )
     from monitor.transition import Outcome
 
     state.apply([Outcome(invalidation=full)])

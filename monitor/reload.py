@@ -1,0 +1,34 @@
+"""What a SIGHUP may change in a running daemon, and what needs a restart.
+
+Live: the tracked list (new pairs are added; pairs dropped from the file stay tracked, use
+`untrack`), thresholds and poll timing, and logging. Anything that owns a socket, a file or
+a client (aws, state, http, poll.concurrency) needs a restart; a reload that changes one
+of those is applied for the rest and says which keys it left alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from monitor.config import Config
+
+RESTART_ONLY = ("aws", "state", "http")
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadPlan:
+    config: Config  # what the daemon runs with after the reload
+    needs_restart: tuple[str, ...]  # keys that changed but keep their old value until restart
+
+
+def plan(current: Config, new: Config) -> ReloadPlan:
+    ignored = [key for key in RESTART_ONLY if getattr(current, key) != getattr(new, key)]
+    poll = new.poll
+    if new.poll.concurrency != current.poll.concurrency:
+        ignored.append("poll.concurrency")
+        poll = poll.model_copy(update={"concurrency": current.poll.concurrency})
+    kept = {key: getattr(current, key) for key in RESTART_ONLY}
+    return ReloadPlan(
+        config=new.model_copy(update={**kept, "poll": poll}),
+        needs_restart=tuple(ignored),
+    )

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from monitor.config import parse_config
+from monitor.reload import plan
+
+BASE = {
+    "aws": {"endpoint_url": "http://127.0.0.1:5000"},
+    "state": {"path": "/tmp/a.db"},
+    "http": {"listen": "127.0.0.1:9877"},
+    "poll": {"interval_seconds": 20, "concurrency": 50},
+    "stuck_after_seconds": 900,
+    "log": {"level": "info"},
+}
+
+
+def test_live_settings_are_taken() -> None:
+    pair = {"distribution_id": "EDFDVBD6EXAMPLE", "invalidation_id": "I2J0I21PCUYOIK"}
+    new = {
+        **BASE,
+        "stuck_after_seconds": 60,
+        "poll": {"interval_seconds": 5, "concurrency": 50},
+        "log": {"level": "debug"},
+        "track": [pair],
+    }
+    result = plan(parse_config(BASE), parse_config(new))
+    assert result.needs_restart == ()
+    assert result.config == parse_config(new)
+
+
+def test_restart_only_settings_keep_their_old_value_and_are_named() -> None:
+    new = {
+        **BASE,
+        "http": {"listen": "127.0.0.1:9999"},
+        "state": {"path": "/tmp/b.db"},
+        "poll": {"interval_seconds": 5, "concurrency": 10},
+    }
+    result = plan(parse_config(BASE), parse_config(new))
+    assert result.needs_restart == ("state", "http", "poll.concurrency")
+    assert result.config.http.listen == "127.0.0.1:9877"
+    assert result.config.state.path == "/tmp/a.db"
+    assert result.config.poll.concurrency == 50
+    assert result.config.poll.interval_seconds == 5

@@ -110,7 +110,11 @@ class Service:
         )
         await poller.load()
         self.health.state_loaded = True
-        self.metrics.watch(poller.active, lambda: poller.policy.stuck_after_seconds)
+        self.metrics.watch(
+            poller.active,
+            lambda: poller.policy.stuck_after_seconds,
+            lambda: self.health.ready()[0],
+        )
         host, port = config.http.address
         endpoint = await stack.enter_async_context(Endpoint(host, port, self.metrics, self.health))
         self.port = endpoint.port

@@ -50,9 +50,12 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class _StateCollector(Collector):
-    def __init__(self, source: StateSource, stuck_after: Callable[[], float]) -> None:
+    def __init__(
+        self, source: StateSource, stuck_after: Callable[[], float], ready: Callable[[], bool]
+    ) -> None:
         self._source = source
         self._stuck_after = stuck_after
+        self._ready = ready
         # Distributions keep a 0 series after their last invalidation completes, so
         # dashboards show a drop to zero rather than a gap.
         self._seen: set[str] = set()
@@ -113,6 +116,11 @@ class _StateCollector(Collector):
             "Configured threshold after which an in-progress invalidation counts as stuck",
             value=threshold,
         )
+        yield GaugeMetricFamily(
+            "cloudfront_invalidation_monitor_ready",
+            "1 when ready, 0 while every API call of the latest poll interval failed",
+            value=int(self._ready()),
+        )
 
 
 class Metrics:
@@ -158,11 +166,6 @@ class Metrics:
             ["distribution_id", "code"],
             registry=r,
         )
-        self.ready = Gauge(
-            "cloudfront_invalidation_monitor_ready",
-            "1 when ready, 0 while every API call of the latest poll interval failed",
-            registry=r,
-        )
         Gauge(
             "cloudfront_invalidation_monitor_build_info",
             "Build information",
@@ -170,8 +173,10 @@ class Metrics:
             registry=r,
         ).labels(__version__).set(1)
 
-    def watch(self, source: StateSource, stuck_after: Callable[[], float]) -> None:
-        self.registry.register(_StateCollector(source, stuck_after))
+    def watch(
+        self, source: StateSource, stuck_after: Callable[[], float], ready: Callable[[], bool]
+    ) -> None:
+        self.registry.register(_StateCollector(source, stuck_after, ready))
 
     def transition(self, t: Transition) -> None:
         self.transitions.labels(t.key.distribution_id, t.to_status).inc()
@@ -190,5 +195,5 @@ class Metrics:
 def exported_metric_names() -> set[str]:
     """Family names the daemon exports (counters without `_total`), for dashboards and rules."""
     metrics = Metrics()
-    metrics.watch(lambda: (), lambda: 0.0)
+    metrics.watch(lambda: (), lambda: 0.0, lambda: True)
     return {family.name for family in metrics.registry.collect()}

@@ -89,7 +89,6 @@ class Poller:
                 self._in_flight.add(key)
                 self._queue.put_nowait(key)
         await self.flush()
-        self._metrics.ready.set(int(self._health.ready(now)[0]))
 
     async def _work(self) -> None:
         while True:

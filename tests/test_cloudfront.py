@@ -16,6 +16,21 @@ from monitor.metrics import Metrics
 from tests.support import Moto, metric_value
 
 
+@pytest.mark.parametrize(
+    ("code", "permanent"),
+    [
+        ("NoSuchInvalidation", True),
+        ("NoSuchDistribution", True),
+        ("AccessDenied", True),
+        ("Throttling", False),
+        ("InternalError", False),
+        ("ServiceUnavailable", False),
+    ],
+)
+def test_only_permanent_codes_are_permanent(code: str, permanent: bool) -> None:
+    assert ApiError(code, "client_error", "").permanent is permanent
+
+
 def test_classify() -> None:
     assert classify(200, None) == "ok"
     assert classify(400, "Throttling") == "throttled"

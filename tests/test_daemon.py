@@ -149,6 +149,12 @@ def test_sighup_reloads_a_valid_config_and_refuses_an_invalid_one(
         [tracked] = wait_for(lambda: daemon.events("invalidation_tracked"))
         assert tracked["invalidation_id"] == inv
         wait_for(lambda: daemon.events("invalidation_stuck"))  # the new threshold applies
+        time.sleep(1.5)  # three more polls of the same stuck invalidation
+        assert len(daemon.events("invalidation_stuck")) == 1
+        stuck = metric_value(
+            daemon.metrics(), "cloudfront_invalidations_stuck", distribution_id=dist
+        )
+        assert stuck == 1
 
         config.write_text("poll:\n  concurrency: many\n")
         daemon.proc.send_signal(signal.SIGHUP)
@@ -157,6 +163,31 @@ def test_sighup_reloads_a_valid_config_and_refuses_an_invalid_one(
         assert daemon.proc.poll() is None
         assert http_get(daemon.url + "/readyz")[0] == 200
         assert metric_value(daemon.metrics(), threshold) == 1  # old config still in force
+        assert daemon.stop() == 0
+    finally:
+        daemon.stop(signal.SIGKILL)
+
+
+def test_unreachable_api_makes_readyz_degraded_and_logs_poll_failed(
+    moto: Moto, tmp_path: Path
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    config = config_for(tmp_path, moto, [("EDFDVBD6EXAMPLE", "I2J0I21PCUYOIK")])
+    config.write_text(config.read_text().replace(moto.url, dead))
+    daemon = Daemon(config)
+    try:
+        wait_for(lambda: http_get(daemon.url + "/readyz")[0] == 503)
+        assert http_get(daemon.url + "/healthz")[0] == 200  # alive, just not ready
+        [failure, *_] = wait_for(lambda: daemon.events("poll_failed"))
+        assert failure["outcome"] == "network_error" and failure["error_code"]
+        assert failure["invalidation_id"] == "I2J0I21PCUYOIK"
+        text = daemon.metrics()
+        assert metric_value(text, "cloudfront_invalidation_monitor_ready") == 0
+        errors = metric_value(
+            text, "cloudfront_invalidation_monitor_api_requests_total", outcome="network_error"
+        )
+        assert errors is not None and errors >= 2  # max_attempts: 2, retries counted
+        assert metric_value(text, "cloudfront_invalidation_monitor_tracked") == 1  # not given up
         assert daemon.stop() == 0
     finally:
         daemon.stop(signal.SIGKILL)

@@ -36,7 +36,7 @@ def test_state_gauges_are_derived_from_the_tracked_set() -> None:
         Invalidation(Key("EDIST2AAAAAA", "IDDDDDDDDDDD"), "config", None),  # not seen yet
     ]
     metrics = Metrics()
-    metrics.watch(lambda: states, lambda: 900.0)
+    metrics.watch(lambda: states, lambda: 900.0, lambda: False)
     text = generate_latest(metrics.registry).decode()
     d1, d2 = {"distribution_id": "EDIST1AAAAAA"}, {"distribution_id": "EDIST2AAAAAA"}
     assert metric_value(text, "cloudfront_invalidations_in_progress", **d1) == 2
@@ -46,6 +46,7 @@ def test_state_gauges_are_derived_from_the_tracked_set() -> None:
     oldest = metric_value(text, "cloudfront_invalidation_oldest_in_progress_age_seconds", **d1)
     assert oldest is not None and 999 <= oldest <= 1010
     assert metric_value(text, "cloudfront_invalidation_monitor_tracked") == 4
+    assert metric_value(text, "cloudfront_invalidation_monitor_ready") == 0
     age = metric_value(
         text, "cloudfront_invalidation_in_progress_age_seconds", invalidation_id="ICCCCCCCCCCC"
     )

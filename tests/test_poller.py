@@ -48,7 +48,7 @@ async def rig(moto: Moto, tmp_path: Path) -> AsyncIterator[Rig]:
     health = Health(interval_seconds=1, tick_seconds=0.05, state_loaded=True)
     async with open_cloudfront(AwsConfig(endpoint_url=moto.url), 8, metrics) as cf:
         poller = Poller(store, cf, metrics, health, POLICY, concurrency=8)
-        metrics.watch(poller.active, lambda: POLICY.stuck_after_seconds)
+        metrics.watch(poller.active, lambda: POLICY.stuck_after_seconds, lambda: True)
         await poller.load()
         poller.start()
         try:
@@ -70,9 +70,13 @@ async def test_in_progress_then_completed_is_recorded_once(moto: Moto, rig: Rig)
 
     moto.set_status(dist, inv, "COMPLETED")  # moto's own spelling
     await rig.until(lambda: not list(rig.poller.active()))
-    for _ in range(5):  # more ticks must not record anything again
+    calls = "cloudfront_invalidation_monitor_api_requests_total"
+    before = metric_value(rig.scrape(), calls, outcome="ok")
+    for _ in range(5):  # more ticks must neither call the API nor record anything again
         await rig.poller.tick()
+        await asyncio.sleep(0.06)
     text = rig.scrape()
+    assert metric_value(text, calls, outcome="ok") == before
     name = "cloudfront_invalidation_transitions_total"
     assert metric_value(text, name, status="InProgress", **labels) == 1
     assert metric_value(text, name, status="Completed", **labels) == 1

@@ -160,6 +160,12 @@ class Metrics:
             "Unix time of the last successful CloudFront API call",
             registry=r,
         )
+        self.poll_failures = Counter(
+            "cloudfront_invalidation_monitor_poll_failures",
+            "Polls that got no usable answer after botocore's retries, by error code",
+            ["code"],
+            registry=r,
+        )
         self.failed = Counter(
             "cloudfront_invalidation_monitor_failed",
             "Tracked invalidations given up on after repeated permanent API errors",

@@ -107,6 +107,7 @@ class Poller:
         except ApiError as error:
             now = self._clock()
             self._health.record(False, now)
+            self._metrics.poll_failures.labels(error.code).inc()
             self._log.warning(
                 "poll_failed",
                 **_ids(inv.key),
@@ -121,10 +122,10 @@ class Poller:
         except Exception as error:  # an answer botocore could not make sense of, say
             now = self._clock()
             self._health.record(False, now)
-            self._log.exception("poll_failed", **_ids(inv.key), error_code="UnexpectedError")
-            return transition.fail(
-                inv, type(error).__name__, permanent=False, now=now, policy=self.policy
-            )
+            code = type(error).__name__
+            self._metrics.poll_failures.labels(code).inc()
+            self._log.exception("poll_failed", **_ids(inv.key), error_code=code)
+            return transition.fail(inv, code, permanent=False, now=now, policy=self.policy)
         self._health.record(True, seen.observed_at)
         return transition.observe(inv, seen, self.policy)
 

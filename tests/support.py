@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -12,13 +13,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import boto3
 import yaml
+from aiohttp import web
 from moto.server import ThreadedMotoServer
 
 ACCOUNT = "123456789012"
@@ -210,3 +212,59 @@ class Daemon:
         if self.proc.poll() is None:
             return ""
         return self.proc.stderr.read()
+
+
+class ScriptedCloudFront:
+    """GetInvalidation over real HTTP: throttles the first N answers, then answers `status`
+    (or a raw `body`), counting calls and concurrency."""
+
+    def __init__(
+        self, throttle_first: int = 0, delay: float = 0.0, body: str | None = None
+    ) -> None:
+        self.body = body
+        self.throttle_first = throttle_first
+        self.delay = delay
+        self.calls = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.calls += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
+        if self.calls <= self.throttle_first:
+            return web.Response(
+                status=400,
+                content_type="text/xml",
+                text="<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+                "<Message>Rate exceeded</Message></Error><RequestId>r</RequestId></ErrorResponse>",
+            )
+        inv = request.match_info["inv"]
+        if self.body is not None:
+            return web.Response(content_type="text/xml", text=self.body)
+        return web.Response(
+            content_type="text/xml",
+            text=f"<Invalidation><Id>{inv}</Id><Status>InProgress</Status>"
+            "<CreateTime>2026-11-24T18:40:49.413Z</CreateTime><InvalidationBatch><Paths>"
+            "<Quantity>1</Quantity><Items><Path>/*</Path></Items></Paths>"
+            "<CallerReference>r</CallerReference></InvalidationBatch></Invalidation>",
+        )
+
+
+@asynccontextmanager
+async def serve_scripted(flaky: ScriptedCloudFront) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_get("/2020-05-31/distribution/{dist}/invalidation/{inv}", flaky.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,110 @@
+"""Property-based: every invalid config gives one line naming the key, never a traceback."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitor import daemon
+from monitor.config import EX_CONFIG, Config, ConfigError, load_config, parse_config
+
+VALID_ID = st.from_regex(r"[A-Z0-9]{6,32}", fullmatch=True)
+JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**6), max_value=10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
+KEYS = {
+    "aws": ["endpoint_url", "profile", "region", "retry_mode", "max_attempts"],
+    "state": ["path"],
+    "poll": ["interval_seconds", "concurrency", "max_failures"],
+    "http": ["listen"],
+    "log": ["format", "level"],
+}
+
+
+def check(data: Any, tmp: Path) -> None:
+    path = tmp / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        message = str(error)
+        assert message and "\n" not in message
+        # The daemon's own entry point: exit 78 and exactly one line on stderr.
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            assert daemon.main(["--config", str(path)]) == EX_CONFIG
+        assert len(err.getvalue().splitlines()) == 1
+        return
+    assert isinstance(config, Config)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(section=st.sampled_from(sorted(KEYS)), data=st.data(), value=JUNK)
+def test_any_value_in_any_key_loads_or_names_the_key(
+    tmp_path: Path, section: str, data: st.DataObject, value: Any
+) -> None:
+    key = data.draw(st.sampled_from(KEYS[section]))
+    config = {section: {key: value}}
+    try:
+        parse_config(config)
+    except ConfigError as error:
+        assert f"{section}.{key}" in str(error) or f"{section}:" in str(error)
+    check(config, tmp_path)
+
+
+@settings(max_examples=100, deadline=None)
+@given(ident=st.text(max_size=40), good=VALID_ID)
+def test_id_parsing(ident: str, good: str) -> None:
+    pair = {"distribution_id": ident, "invalidation_id": good}
+    try:
+        config = parse_config({"track": [pair]})
+    except ConfigError as error:
+        assert "track.0.distribution_id" in str(error)
+    else:
+        assert config.track[0].distribution_id == ident
+        assert re.fullmatch(r"[A-Z0-9]{6,32}", ident)
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(max_size=200))
+def test_arbitrary_text_never_raises_anything_but_config_error(text: str) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "c.yaml"
+        path.write_text(text, encoding="utf-8")
+        try:
+            load_config(path)
+        except ConfigError as error:
+            assert "\n" not in str(error)
+
+
+def test_binary_file_is_a_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 78
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr

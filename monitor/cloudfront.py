@@ -21,6 +21,7 @@ from monitor import __version__
 from monitor.config import AwsConfig
 from monitor.invalidation import Key
 from monitor.metrics import Metrics
+from monitor.ratelimit import TokenBucket
 from monitor.transition import Observation
 
 PERMANENT_CODES = frozenset({"NoSuchInvalidation", "NoSuchDistribution", "AccessDenied"})
@@ -55,12 +56,22 @@ def classify(status_code: int | None, code: str | None) -> str:
 
 
 class CloudFront:
-    def __init__(self, client: Any, metrics: Metrics, concurrency: int) -> None:
+    def __init__(
+        self, client: Any, metrics: Metrics, concurrency: int, ceiling: TokenBucket
+    ) -> None:
         self._client = client
         self._metrics = metrics
         # Bounds every API call the daemon makes, whoever makes it.
         self._slots = asyncio.Semaphore(concurrency)
-        client.meta.events.register_first("response-received.cloudfront", self._count_attempt)
+        self._ceiling = ceiling
+        events = client.meta.events
+        events.register_first("response-received.cloudfront", self._count_attempt)
+        events.register_first("before-send.cloudfront", self._pace)
+
+    async def _pace(self, **_: Any) -> None:
+        # Runs before every HTTP attempt, botocore's retries included. Must return None:
+        # a before-send handler's return value would replace the HTTP response.
+        await self._ceiling.acquire()
 
     def _count_attempt(self, event_name: str, **kwargs: Any) -> None:
         operation = event_name.rsplit(".", 1)[-1]
@@ -133,4 +144,4 @@ async def open_cloudfront(
         endpoint_url=aws.endpoint_url,
         config=client_config(aws, concurrency),
     ) as client:
-        yield CloudFront(client, metrics, concurrency)
+        yield CloudFront(client, metrics, concurrency, TokenBucket(aws.max_requests_per_second))

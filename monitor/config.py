@@ -73,7 +73,10 @@ class AwsConfig(_Section):
     profile: str | None = None
     # CloudFront is global; requests are signed for us-east-1 whatever the caller's region.
     region: str = "us-east-1"
-    retry_mode: Literal["standard", "adaptive"] = "standard"
+    # adaptive: botocore slows its own sending rate when CloudFront answers Throttling.
+    retry_mode: Literal["standard", "adaptive"] = "adaptive"
+    # A hard ceiling on HTTP requests per second, retries included (ratelimit.py).
+    max_requests_per_second: float = Field(default=20.0, gt=0, le=100_000)
     max_attempts: int = Field(default=5, ge=1, le=20)
     connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     read_timeout_seconds: float = Field(default=15.0, gt=0, le=300)

@@ -225,11 +225,13 @@ class ScriptedCloudFront:
         self.throttle_first = throttle_first
         self.delay = delay
         self.calls = 0
+        self.arrivals: list[float] = []
         self.in_flight = 0
         self.max_in_flight = 0
 
     async def handle(self, request: web.Request) -> web.Response:
         self.calls += 1
+        self.arrivals.append(time.monotonic())
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:

@@ -92,3 +92,23 @@ async def test_concurrency_is_bounded() -> None:
         await asyncio.gather(*(cf.get_invalidation(k) for k in keys))
     assert flaky.calls == 12
     assert flaky.max_in_flight == 3
+
+
+async def test_request_rate_never_exceeds_the_ceiling_retries_included() -> None:
+    # The first 20 answers are throttles, so half the requests are botocore's retries.
+    flaky = ScriptedCloudFront(throttle_first=20)
+    rate = 25.0  # burst = rate: 25 may leave at once, then 25 per second
+    aws = AwsConfig(max_requests_per_second=rate, retry_mode="standard", max_attempts=5)
+    keys = [Key("EDIST1AAAAAA", f"I{n:011d}") for n in range(20)]
+    async with serve_scripted(flaky) as url:
+        aws = aws.model_copy(update={"endpoint_url": url})
+        async with open_cloudfront(aws, 20, Metrics()) as cf:
+            await asyncio.gather(*(cf.get_invalidation(k) for k in keys))
+    assert flaky.calls == 40
+    # A token bucket lets at most burst + rate * T requests through in any span T. This
+    # is an upper bound: a slow machine can only send slower. Two requests of slack
+    # cover arrival jitter on loopback.
+    t = flaky.arrivals
+    for i in range(len(t)):
+        for j in range(i + 1, len(t)):
+            assert j - i + 1 <= rate + rate * (t[j] - t[i]) + 2, (i, j, t[j] - t[i])

@@ -145,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="fraction answered 500 InternalError / 503 ServiceUnavailable",
     )
     faults.add_argument(
+        "--access-denied-rate",
+        type=_rate,
+        default=0.0,
+        metavar="P",
+        help="fraction answered 403 AccessDenied",
+    )
+    faults.add_argument(
         "--drop-rate",
         type=_rate,
         default=0.0,
@@ -188,6 +195,7 @@ async def serve(args: argparse.Namespace) -> int:
         FaultRule(
             throttle_rate=args.throttle_rate,
             server_error_rate=args.server_error_rate,
+            access_denied_rate=args.access_denied_rate,
             drop_rate=args.drop_rate,
             malformed_rate=args.malformed_rate,
             latency_ms=args.latency_ms,
@@ -229,7 +237,14 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.distributions < 0:
             raise UsageError("--distributions must be >= 0")
-        if args.throttle_rate + args.server_error_rate + args.drop_rate + args.malformed_rate > 1:
+        rates = (
+            args.throttle_rate,
+            args.server_error_rate,
+            args.access_denied_rate,
+            args.drop_rate,
+            args.malformed_rate,
+        )
+        if sum(rates) > 1:
             raise UsageError("fault rates add up to more than 1")
     except UsageError as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")

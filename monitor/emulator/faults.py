@@ -32,11 +32,18 @@ class Fault(enum.Enum):
     THROTTLE = "throttle"
     INTERNAL_ERROR = "internal_error"
     SERVICE_UNAVAILABLE = "service_unavailable"
+    ACCESS_DENIED = "access_denied"
     DROP = "drop"
     MALFORMED = "malformed"
 
 
-_RATES = ("throttle_rate", "server_error_rate", "drop_rate", "malformed_rate")
+_RATES = (
+    "throttle_rate",
+    "server_error_rate",
+    "access_denied_rate",
+    "drop_rate",
+    "malformed_rate",
+)
 
 
 def parse_latency(text: str) -> tuple[float, float]:
@@ -59,6 +66,8 @@ def parse_latency(text: str) -> tuple[float, float]:
 class FaultRule:
     throttle_rate: float = 0.0
     server_error_rate: float = 0.0
+    # As if the caller's IAM policy lacked the permission: a 403 for that share of calls.
+    access_denied_rate: float = 0.0
     drop_rate: float = 0.0
     malformed_rate: float = 0.0
     latency_ms: tuple[float, float] = (0.0, 0.0)
@@ -143,6 +152,9 @@ class FaultPlan:
             kind = Fault.INTERNAL_ERROR if self.rng.random() < 0.5 else Fault.SERVICE_UNAVAILABLE
             return kind, latency
         draw -= rule.server_error_rate
+        if draw < rule.access_denied_rate:
+            return Fault.ACCESS_DENIED, latency
+        draw -= rule.access_denied_rate
         if draw < rule.drop_rate:
             return Fault.DROP, latency
         draw -= rule.drop_rate

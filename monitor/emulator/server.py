@@ -27,6 +27,7 @@ API = "/2020-05-31"
 ADMIN = "/_emulator"
 
 _THROTTLING = EmulatorError("Throttling", 400, "Rate exceeded")
+_ACCESS_DENIED = EmulatorError("AccessDenied", 403, "Access denied.")
 _INTERNAL = EmulatorError("InternalError", 500, "We encountered an internal error.")
 _UNAVAILABLE = EmulatorError("ServiceUnavailable", 503, "Service is unavailable.")
 
@@ -119,6 +120,9 @@ class EmulatorApp:
             if fault is Fault.THROTTLE:
                 stats.record(operation, "throttled")
                 return self._error(_THROTTLING)
+            if fault is Fault.ACCESS_DENIED:
+                stats.record(operation, "client_error")
+                return self._error(_ACCESS_DENIED)
             if fault is Fault.DROP:
                 stats.record(operation, "dropped")
                 return _drop(request)

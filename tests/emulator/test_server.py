@@ -179,9 +179,12 @@ def tight_emulator(clock: ManualClock) -> Emulator:
 
 async def test_wildcard_quota_over_http(tight_emulator: Emulator, clock: ManualClock) -> None:
     dist = tight_emulator.create_distribution()
-    async with EmulatorServer(tight_emulator) as srv, aioboto3.Session().client(
-        "cloudfront", endpoint_url=srv.url, config=NO_RETRIES, **CREDENTIALS
-    ) as cf:
+    async with (
+        EmulatorServer(tight_emulator) as srv,
+        aioboto3.Session().client(
+            "cloudfront", endpoint_url=srv.url, config=NO_RETRIES, **CREDENTIALS
+        ) as cf,
+    ):
         await cf.create_invalidation(
             DistributionId=dist.id, InvalidationBatch=batch("/a/*", "/b/*")
         )

@@ -109,9 +109,9 @@ class FaultRule:
         data["latency_ms"] = list(self.latency_ms)
         return data
 
-    @property
-    def is_quiet(self) -> bool:
-        return self == FaultRule()
+
+# Rules equal to this are stored as this very object, so the hot path tests identity.
+QUIET = FaultRule()
 
 
 class FaultPlan:
@@ -119,10 +119,12 @@ class FaultPlan:
 
     def __init__(self, seed: int | None = None) -> None:
         self.rng = random.Random(seed)
-        self.default = FaultRule()
+        self.default = QUIET
         self.by_operation: dict[str, FaultRule] = {}
 
     def set(self, rule: FaultRule, operation: str | None = None) -> None:
+        if rule == QUIET:
+            rule = QUIET
         if operation is None:
             self.default = rule
             return
@@ -131,7 +133,7 @@ class FaultPlan:
         self.by_operation[operation] = rule
 
     def clear(self) -> None:
-        self.default = FaultRule()
+        self.default = QUIET
         self.by_operation.clear()
 
     def rule_for(self, operation: str) -> FaultRule:
@@ -140,7 +142,7 @@ class FaultPlan:
     def decide(self, operation: str) -> tuple[Fault, float]:
         """The fault for one request and the latency (seconds) to add before answering."""
         rule = self.by_operation.get(operation, self.default)
-        if rule.is_quiet:
+        if rule is QUIET:
             return Fault.NONE, 0.0
         lo, hi = rule.latency_ms
         latency = (lo if lo == hi else self.rng.uniform(lo, hi)) / 1000.0

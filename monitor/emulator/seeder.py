@@ -15,6 +15,8 @@ from monitor.emulator.model import Emulator, EmulatorError
 class SeedPlan:
     """Create ``rate`` invalidations per second (per distribution if ``per_distribution``).
 
+    Each creation invalidates ``paths``; the default, one file path, leaves room for
+    3,000 in progress per distribution, where a wildcard would hit the quota of 15.
     Stops after ``count`` creations or ``duration`` seconds, whichever comes first; with
     neither it runs until the server stops. Quota rejections count towards ``count``.
     """
@@ -23,7 +25,7 @@ class SeedPlan:
     per_distribution: bool = False
     count: int | None = None
     duration: float | None = None
-    paths: tuple[str, ...] = ("/*",)
+    paths: tuple[str, ...] = ("/index.html",)
     distribution_ids: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -53,7 +55,7 @@ class SeedPlan:
             not isinstance(duration, int | float) or isinstance(duration, bool)
         ):
             raise ValueError("duration must be a number of seconds")
-        paths = data.get("paths", ["/*"])
+        paths = data.get("paths", ["/index.html"])
         ids = data.get("distribution_ids", [])
         for name, value in (("paths", paths), ("distribution_ids", ids)):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):

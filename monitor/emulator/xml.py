@@ -61,18 +61,19 @@ def invalidation_list(page: Page[Invalidation], now: float) -> bytes:
         f"<Status>{inv.status(now)}</Status></InvalidationSummary>"
         for inv in page.items
     )
-    return (
-        f"{_HEAD}<InvalidationList {_NS}>{_list_head(page)}"
-        f"<Items>{summaries}</Items></InvalidationList>"
-    ).encode()
+    head = _list_head(page)
+    return f"{_HEAD}<InvalidationList {_NS}>{head}{_items(summaries)}</InvalidationList>".encode()
 
 
 def distribution_list(page: Page[Distribution]) -> bytes:
     summaries = "".join(_distribution_summary(dist) for dist in page.items)
-    return (
-        f"{_HEAD}<DistributionList {_NS}>{_list_head(page)}"
-        f"<Items>{summaries}</Items></DistributionList>"
-    ).encode()
+    head = _list_head(page)
+    return f"{_HEAD}<DistributionList {_NS}>{head}{_items(summaries)}</DistributionList>".encode()
+
+
+def _items(members: str) -> str:
+    # An empty list has no Items element at all, as CloudFront (and moto) send it.
+    return f"<Items>{members}</Items>" if members else ""
 
 
 def _list_head(page: Page[Distribution] | Page[Invalidation]) -> str:

@@ -54,22 +54,25 @@ def moto_url() -> Iterator[str]:
         server.stop()
 
 
-async def same_calls(url: str, distribution_id: str | None) -> dict[str, Any]:
+async def same_calls(url: str, distribution_ids: list[str] | None) -> dict[str, Any]:
     async with aioboto3.Session().client(
         "cloudfront", endpoint_url=url, config=NO_RETRIES, **CREDENTIALS
     ) as cf:
-        if distribution_id is None:
-            created = await cf.create_distribution(DistributionConfig=DISTRIBUTION_CONFIG)
-            distribution_id = created["Distribution"]["Id"]
+        if distribution_ids is None:
+            distribution_ids = []
+            for ref in ("conformance-1", "conformance-2"):
+                config = {**DISTRIBUTION_CONFIG, "CallerReference": ref}
+                created = await cf.create_distribution(DistributionConfig=config)
+                distribution_ids.append(created["Distribution"]["Id"])
+        busy, idle = distribution_ids
         batch = {"Paths": {"Quantity": 2, "Items": ["/a", "/b/*"]}, "CallerReference": "r1"}
-        create = await cf.create_invalidation(
-            DistributionId=distribution_id, InvalidationBatch=batch
-        )
+        create = await cf.create_invalidation(DistributionId=busy, InvalidationBatch=batch)
         invalidation_id = create["Invalidation"]["Id"]
         return {
             "create": create,
-            "get": await cf.get_invalidation(DistributionId=distribution_id, Id=invalidation_id),
-            "list": await cf.list_invalidations(DistributionId=distribution_id),
+            "get": await cf.get_invalidation(DistributionId=busy, Id=invalidation_id),
+            "list": await cf.list_invalidations(DistributionId=busy),
+            "list_empty": await cf.list_invalidations(DistributionId=idle),
             "distributions": await cf.list_distributions(),
         }
 
@@ -77,10 +80,10 @@ async def same_calls(url: str, distribution_id: str | None) -> dict[str, Any]:
 async def test_emulator_answers_parse_like_motos(moto_url: str) -> None:
     moto = await same_calls(moto_url, None)
     async with EmulatorServer(Emulator(seed=1)) as srv:
-        dist = srv.emulator.create_distribution()
-        ours = await same_calls(srv.url, dist.id)
+        ids = [srv.emulator.create_distribution().id for _ in range(2)]
+        ours = await same_calls(srv.url, ids)
 
-    for name in ("create", "get", "list"):
+    for name in ("create", "get", "list", "list_empty"):
         assert shape(ours[name]) == shape(moto[name]), name
     # moto completes at once, in upper case; the emulator starts where AWS does.
     assert moto["get"]["Invalidation"]["Status"] == "COMPLETED"

@@ -207,6 +207,32 @@ def _drop(request: web.Request) -> web.Response:
 
 
 class _Admin:
+    """JSON admin routes under ``/_emulator``; errors come back as ``{"error", "message"}``.
+
+    GET  /health                         {"ok": true, "now": epoch}
+    GET  /distributions                  {"distributions": [{id, arn, domain_name, invalidations}]}
+    POST /distributions                  {"count": N} or {"ids": [...]} -> 201 same shape
+    POST /distributions/{id}/tenants     {"id"?: str} -> 201 {"id", "distribution_id"}
+    GET  /invalidations[?distribution_id=D]  {"now": epoch, "invalidations": [truth record]}
+    POST /invalidations                  {"distribution_id", "paths"?, "caller_reference"?,
+                                          "duration"?: s, "hold"?: bool} -> 201 truth record
+    POST /invalidations/{id}/complete    -> truth record (now Completed)
+    GET  /faults                         {"default": rule, "operations": {op: rule}}
+    POST /faults                         {rule fields..., "operation"?: op} -> as GET
+    DELETE /faults                       clear every rule -> as GET
+    GET  /stats                          {"total": {outcome: n}, "requests": n,
+                                          "operations": {op: {outcome: n}}}
+    POST /stats/reset                    -> as GET, all zero
+    GET|POST|DELETE /seeders             list / start {"rate", "per_distribution"?, "count"?,
+                                          "duration"?, "paths"?, "distribution_ids"?} / stop
+
+    A truth record: distribution_id, id, caller_reference, paths (count), create_time
+    (epoch), create_time_wire, completes_at (epoch or null while held), completed_at
+    (epoch once Completed, else null), status, held. A rule: throttle_rate,
+    server_error_rate, access_denied_rate, drop_rate, malformed_rate (0..1, summing to
+    at most 1) and latency_ms ([lo, hi]).
+    """
+
     def __init__(self, app: EmulatorApp) -> None:
         self.app = app
         self.emulator = app.emulator

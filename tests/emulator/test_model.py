@@ -7,6 +7,8 @@ import re
 import statistics
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.emulator.model import (
     COMPLETED,
@@ -264,3 +266,21 @@ def test_ground_truth_lists_every_invalidation_with_its_status_now(
     assert truth[quick.id]["status"] == COMPLETED
     assert truth[quick.id]["completed_at"] == quick.create_time + 1
     assert [r["distribution_id"] for r in emulator.ground_truth(two.id)] == [two.id]
+
+
+@settings(max_examples=60, deadline=None)
+@given(count=st.integers(0, 40), page_size=st.integers(1, 12))
+def test_paging_yields_every_invalidation_once_newest_first(count: int, page_size: int) -> None:
+    emulator = Emulator(duration="fixed:1", seed=0, clock=ManualClock())
+    dist = emulator.create_distribution()
+    ids = [emulator.create_invalidation(dist.id, [f"/{n}"])[0].id for n in range(count)]
+    seen: list[str] = []
+    marker = ""
+    for _ in range(count + 2):
+        page = emulator.list_invalidations(dist.id, marker, page_size)
+        assert len(page.items) <= page_size
+        seen += [inv.id for inv in page.items]
+        if not page.is_truncated:
+            break
+        marker = page.next_marker or ""
+    assert seen == ids[::-1]

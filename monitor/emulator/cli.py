@@ -219,11 +219,15 @@ async def serve(args: argparse.Namespace) -> int:
     async with EmulatorServer(emulator, host, port, faults=fault_plan, seed_plans=plans) as srv:
         print(
             f"emulator listening on {srv.url} "
-            f"({len(emulator.distributions)} distributions, duration {args.duration})",
+            f"({_plural(len(emulator.distributions), 'distribution')}, duration {args.duration})",
             flush=True,
         )
         await stop.wait()
     return 0
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def main(argv: list[str] | None = None) -> int:

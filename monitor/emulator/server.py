@@ -157,7 +157,8 @@ class EmulatorApp:
         self.emulator.distribution(distribution_id)
         paths, caller_reference = xml.parse_invalidation_batch(await request.read())
         inv, created = self.emulator.create_invalidation(distribution_id, paths, caller_reference)
-        location = f"{request.scheme}://{request.host}{API}/distribution/{distribution_id}/invalidation/{inv.id}"
+        base = f"{request.scheme}://{request.host}{API}"
+        location = f"{base}/distribution/{distribution_id}/invalidation/{inv.id}"
         body = self.bodies.body(inv, inv.is_completed(self.emulator.now()))
         return self._xml(body, 201 if created else 200, Location=location)
 

@@ -6,6 +6,7 @@ import json
 import re
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,6 +43,16 @@ def test_bad_arguments_exit_2_with_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and needle in err, err
     assert "Traceback" not in err
+
+
+def test_a_taken_port_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["--listen", f"127.0.0.1:{port}"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in err
 
 
 def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:

@@ -1,0 +1,263 @@
+"""``cloudfront-invalidation-monitor emulator``: run a local CloudFront on loopback."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from typing import NoReturn
+
+from monitor.emulator.faults import OPERATIONS, FaultPlan, FaultRule, parse_latency
+from monitor.emulator.model import DurationSpec, Emulator, Quota
+from monitor.emulator.seeder import SeedPlan
+from monitor.emulator.server import EmulatorServer, is_loopback
+
+PROG = "cloudfront-invalidation-monitor emulator"
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    return host, int(port)
+
+
+def _duration(text: str) -> DurationSpec:
+    try:
+        return DurationSpec.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _latency(text: str) -> tuple[float, float]:
+    try:
+        return parse_latency(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction between 0 and 1")
+    return value
+
+
+def _positive(kind: type[int] | type[float]) -> argparse._ActionType:
+    def convert(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number > 0")
+        return value
+
+    return convert
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description=__doc__)
+    add = parser.add_argument
+    add(
+        "--listen",
+        type=_listen,
+        default=("127.0.0.1", 0),
+        metavar="HOST:PORT",
+        help="loopback address to serve on; port 0 picks a free one (default 127.0.0.1:0)",
+    )
+    add(
+        "--distributions",
+        type=int,
+        default=1,
+        metavar="N",
+        help="distributions to create at start (default 1)",
+    )
+    add(
+        "--duration",
+        type=_duration,
+        default=DurationSpec.parse("lognormal:90"),
+        metavar="SPEC",
+        help="in-progress time: fixed:S, uniform:LO:HI or lognormal:MEDIAN[:SIGMA] "
+        "(default lognormal:90)",
+    )
+    add("--seed", type=int, default=None, help="seed for IDs, durations and faults")
+    add(
+        "--max-paths",
+        type=int,
+        default=3000,
+        help="file paths in progress per distribution (default 3000)",
+    )
+    add(
+        "--max-wildcards",
+        type=int,
+        default=15,
+        help="wildcard paths in progress per distribution (default 15)",
+    )
+    seeding = parser.add_argument_group("seeding")
+    seeding.add_argument(
+        "--create-rate",
+        type=_positive(float),
+        metavar="R",
+        help="create R invalidations per second in the background",
+    )
+    seeding.add_argument(
+        "--per-distribution",
+        action="store_true",
+        help="--create-rate applies to each distribution, not overall",
+    )
+    seeding.add_argument(
+        "--create-count",
+        type=_positive(int),
+        metavar="N",
+        help="stop seeding after N invalidations",
+    )
+    seeding.add_argument(
+        "--create-for", type=_positive(float), metavar="SECONDS", help="stop seeding after SECONDS"
+    )
+    faults = parser.add_argument_group("fault injection")
+    faults.add_argument(
+        "--throttle-rate",
+        type=_rate,
+        default=0.0,
+        metavar="P",
+        help="fraction answered 400 Throttling",
+    )
+    faults.add_argument(
+        "--server-error-rate",
+        type=_rate,
+        default=0.0,
+        metavar="P",
+        help="fraction answered 500 InternalError / 503 ServiceUnavailable",
+    )
+    faults.add_argument(
+        "--access-denied-rate",
+        type=_rate,
+        default=0.0,
+        metavar="P",
+        help="fraction answered 403 AccessDenied",
+    )
+    faults.add_argument(
+        "--drop-rate",
+        type=_rate,
+        default=0.0,
+        metavar="P",
+        help="fraction whose connection is closed without an answer",
+    )
+    faults.add_argument(
+        "--malformed-rate",
+        type=_rate,
+        default=0.0,
+        metavar="P",
+        help="fraction answered with a truncated XML body",
+    )
+    faults.add_argument(
+        "--latency-ms",
+        type=_latency,
+        default=(0.0, 0.0),
+        metavar="MS|LO:HI",
+        help="latency added to every answer",
+    )
+    faults.add_argument(
+        "--fault-operation",
+        choices=OPERATIONS,
+        default=None,
+        help="apply the faults above to this operation only",
+    )
+    return parser
+
+
+async def serve(args: argparse.Namespace) -> int:
+    host, port = args.listen
+    emulator = Emulator(
+        duration=args.duration,
+        seed=args.seed,
+        quota=Quota(max_paths=args.max_paths, max_wildcards=args.max_wildcards),
+    )
+    for _ in range(args.distributions):
+        emulator.create_distribution()
+    fault_plan = FaultPlan(seed=None if args.seed is None else args.seed + 1)
+    fault_plan.set(
+        FaultRule(
+            throttle_rate=args.throttle_rate,
+            server_error_rate=args.server_error_rate,
+            access_denied_rate=args.access_denied_rate,
+            drop_rate=args.drop_rate,
+            malformed_rate=args.malformed_rate,
+            latency_ms=args.latency_ms,
+        ),
+        args.fault_operation,
+    )
+    plans = []
+    if args.create_rate:
+        plans.append(
+            SeedPlan(
+                rate=args.create_rate,
+                per_distribution=args.per_distribution,
+                count=args.create_count,
+                duration=args.create_for,
+            )
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with EmulatorServer(emulator, host, port, faults=fault_plan, seed_plans=plans) as srv:
+        print(
+            f"emulator listening on {srv.url} "
+            f"({_plural(len(emulator.distributions), 'distribution')}, duration {args.duration})",
+            flush=True,
+        )
+        await stop.wait()
+    return 0
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+        host, _ = args.listen
+        if not is_loopback(host):
+            raise UsageError(
+                f"--listen {host}: the emulator only listens on loopback "
+                "(127.0.0.0/8, ::1 or localhost)"
+            )
+        if args.distributions < 0:
+            raise UsageError("--distributions must be >= 0")
+        rates = (
+            args.throttle_rate,
+            args.server_error_rate,
+            args.access_denied_rate,
+            args.drop_rate,
+            args.malformed_rate,
+        )
+        if sum(rates) > 1:
+            raise UsageError("fault rates add up to more than 1")
+    except UsageError as exc:
+        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        return 2
+    try:
+        return asyncio.run(serve(args))
+    except OSError as exc:
+        sys.stderr.write(
+            f"{PROG}: error: cannot listen on {args.listen[0]}:{args.listen[1]}: "
+            f"{exc.strerror or exc}\n"
+        )
+        return 1

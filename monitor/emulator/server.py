@@ -1,0 +1,488 @@
+"""The emulator over HTTP: CloudFront's REST-XML API plus a JSON admin API.
+
+The API routes accept any request without checking its SigV4 signature: this is a
+loopback-only test double. Admin routes live under ``/_emulator/``, a path no CloudFront
+operation uses, and are never subject to fault injection or counted in the stats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import itertools
+import json
+import os
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from monitor.emulator import xml
+from monitor.emulator.faults import Fault, FaultPlan, FaultRule, Stats
+from monitor.emulator.model import Emulator, EmulatorError
+from monitor.emulator.seeder import Seeder, SeedPlan
+
+API = "/2020-05-31"
+ADMIN = "/_emulator"
+
+_THROTTLING = EmulatorError("Throttling", 400, "Rate exceeded")
+_ACCESS_DENIED = EmulatorError("AccessDenied", 403, "Access denied.")
+_INTERNAL = EmulatorError("InternalError", 500, "We encountered an internal error.")
+_UNAVAILABLE = EmulatorError("ServiceUnavailable", 503, "Service is unavailable.")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _RequestIds:
+    """Cheap unique request ids shaped like the UUIDs AWS sends."""
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(6).hex()
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        n = next(self._counter)
+        return f"{n >> 16 & 0xFFFFFFFF:08x}-{n & 0xFFFF:04x}-4000-8000-{self._prefix}"
+
+
+class EmulatorApp:
+    """Routes bound to one emulator, fault plan and stats."""
+
+    def __init__(self, emulator: Emulator, faults: FaultPlan, stats: Stats) -> None:
+        self.emulator = emulator
+        self.faults = faults
+        self.stats = stats
+        self.bodies = xml.InvalidationBodies()
+        self.request_ids = _RequestIds()
+        self.seeders: list[Seeder] = []
+
+    def build(self) -> web.Application:
+        app = web.Application()
+        add = app.router.add_route
+        dist = f"{API}/distribution/{{distribution_id}}"
+        tenant = f"{API}/distribution-tenant/{{tenant_id}}"
+        add("POST", f"{dist}/invalidation", self._api("CreateInvalidation", self.create))
+        add("GET", f"{dist}/invalidation", self._api("ListInvalidations", self.list))
+        add("GET", f"{dist}/invalidation/{{id}}", self._api("GetInvalidation", self.get))
+        add("GET", f"{API}/distribution", self._api("ListDistributions", self.distributions))
+        add(
+            "GET",
+            f"{tenant}/invalidation/{{id}}",
+            self._api("GetInvalidationForDistributionTenant", self.tenant_get),
+        )
+        add(
+            "GET",
+            f"{tenant}/invalidation",
+            self._api("ListInvalidationsForDistributionTenant", self.tenant_list),
+        )
+        admin = _Admin(self)
+        admin.register(app)
+        app.on_cleanup.append(self._stop_seeders)
+        return app
+
+    async def _stop_seeders(self, _app: web.Application) -> None:
+        for seeder in self.seeders:
+            await seeder.stop()
+
+    # -- the shared request path: faults first, then the operation, then counting --
+
+    def _api(
+        self, operation: str, action: Callable[[web.Request], Awaitable[web.Response]]
+    ) -> Handler:
+        faults, stats = self.faults, self.stats
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            fault, latency = faults.decide(operation)
+            if latency:
+                await asyncio.sleep(latency)
+            if fault is Fault.NONE or fault is Fault.MALFORMED:
+                try:
+                    response = await action(request)
+                except EmulatorError as exc:
+                    stats.record(operation, "client_error" if exc.status < 500 else "server_error")
+                    return self._error(exc)
+                if fault is Fault.MALFORMED and response.body is not None:
+                    response.body = xml.malformed(bytes(response.body))  # type: ignore[arg-type]
+                    stats.record(operation, "malformed")
+                else:
+                    stats.record(operation, "ok")
+                return response
+            if fault is Fault.THROTTLE:
+                stats.record(operation, "throttled")
+                return self._error(_THROTTLING)
+            if fault is Fault.ACCESS_DENIED:
+                stats.record(operation, "client_error")
+                return self._error(_ACCESS_DENIED)
+            if fault is Fault.DROP:
+                stats.record(operation, "dropped")
+                return _drop(request)
+            stats.record(operation, "server_error")
+            return self._error(_INTERNAL if fault is Fault.INTERNAL_ERROR else _UNAVAILABLE)
+
+        return handle
+
+    def _xml(self, body: bytes, status: int = 200, **headers: str) -> web.Response:
+        headers["Content-Type"] = "text/xml"
+        headers["x-amz-request-id"] = self.request_ids.next()
+        return web.Response(body=body, status=status, headers=headers)
+
+    def _error(self, exc: EmulatorError) -> web.Response:
+        request_id = self.request_ids.next()
+        body = xml.error(exc.code, exc.message, request_id, sender=exc.status < 500)
+        return web.Response(
+            body=body,
+            status=exc.status,
+            headers={"Content-Type": "text/xml", "x-amz-request-id": request_id},
+        )
+
+    # -- operations --
+
+    async def get(self, request: web.Request) -> web.Response:
+        info = request.match_info
+        inv = self.emulator.get_invalidation(info["distribution_id"], info["id"])
+        return self._xml(self.bodies.body(inv, inv.is_completed(self.emulator.now())))
+
+    async def create(self, request: web.Request) -> web.Response:
+        distribution_id = request.match_info["distribution_id"]
+        self.emulator.distribution(distribution_id)
+        paths, caller_reference = xml.parse_invalidation_batch(await request.read())
+        inv, created = self.emulator.create_invalidation(distribution_id, paths, caller_reference)
+        base = f"{request.scheme}://{request.host}{API}"
+        location = f"{base}/distribution/{distribution_id}/invalidation/{inv.id}"
+        body = self.bodies.body(inv, inv.is_completed(self.emulator.now()))
+        return self._xml(body, 201 if created else 200, Location=location)
+
+    async def list(self, request: web.Request) -> web.Response:
+        marker, max_items = _paging(request)
+        page = self.emulator.list_invalidations(
+            request.match_info["distribution_id"], marker, max_items
+        )
+        return self._xml(xml.invalidation_list(page, self.emulator.now()))
+
+    async def distributions(self, request: web.Request) -> web.Response:
+        marker, max_items = _paging(request)
+        return self._xml(xml.distribution_list(self.emulator.list_distributions(marker, max_items)))
+
+    async def tenant_get(self, request: web.Request) -> web.Response:
+        dist = self.emulator.tenant_distribution(request.match_info["tenant_id"])
+        inv = dist.find(request.match_info["id"])
+        return self._xml(self.bodies.body(inv, inv.is_completed(self.emulator.now())))
+
+    async def tenant_list(self, request: web.Request) -> web.Response:
+        dist = self.emulator.tenant_distribution(request.match_info["tenant_id"])
+        marker, max_items = _paging(request)
+        page = self.emulator.list_invalidations(dist.id, marker, max_items)
+        return self._xml(xml.invalidation_list(page, self.emulator.now()))
+
+
+def _paging(request: web.Request) -> tuple[str, int]:
+    query = request.rel_url.query
+    raw = query.get("MaxItems", "100")
+    try:
+        max_items = int(raw)
+    except ValueError:
+        max_items = 0
+    if not 1 <= max_items <= 1000:
+        raise EmulatorError("InvalidArgument", 400, f"MaxItems must be 1..1000, got {raw!r}.")
+    return query.get("Marker", ""), max_items
+
+
+def _drop(request: web.Request) -> web.Response:
+    # Closing the transport before the handler returns means aiohttp has nowhere to write
+    # the response: the client sees the connection end with no answer at all.
+    request.protocol.force_close()
+    return web.Response(status=204)
+
+
+# --- admin API (JSON) -----------------------------------------------------------------
+
+
+class _Admin:
+    """JSON admin routes under ``/_emulator``; errors come back as ``{"error", "message"}``.
+
+    GET  /health                         {"ok": true, "now": epoch}
+    GET  /distributions                  {"distributions": [{id, arn, domain_name, invalidations}]}
+    POST /distributions                  {"count": N} or {"ids": [...]} -> 201 same shape
+    POST /distributions/{id}/tenants     {"id"?: str} -> 201 {"id", "distribution_id"}
+    GET  /invalidations[?distribution_id=D]  {"now": epoch, "invalidations": [truth record]}
+    POST /invalidations                  {"distribution_id", "paths"?, "caller_reference"?,
+                                          "duration"?: s, "hold"?: bool} -> 201 truth record
+    POST /invalidations/{id}/complete    -> truth record (now Completed)
+    GET  /faults                         {"default": rule, "operations": {op: rule}}
+    POST /faults                         {rule fields..., "operation"?: op} -> as GET
+    DELETE /faults                       clear every rule -> as GET
+    GET  /stats                          {"total": {outcome: n}, "requests": n,
+                                          "operations": {op: {outcome: n}}}
+    POST /stats/reset                    -> as GET, all zero
+    GET|POST|DELETE /seeders             list / start {"rate", "per_distribution"?, "count"?,
+                                          "duration"?, "paths"?, "distribution_ids"?} / stop
+
+    A truth record: distribution_id, id, caller_reference, paths (count), create_time
+    (epoch), create_time_wire, completes_at (epoch or null while held), completed_at
+    (epoch once Completed, else null), status, held. A rule: throttle_rate,
+    server_error_rate, access_denied_rate, drop_rate, malformed_rate (0..1, summing to
+    at most 1) and latency_ms ([lo, hi]).
+    """
+
+    def __init__(self, app: EmulatorApp) -> None:
+        self.app = app
+        self.emulator = app.emulator
+
+    def register(self, app: web.Application) -> None:
+        def add(method: str, path: str, handler: Handler) -> None:
+            app.router.add_route(method, path, _guarded(handler))
+
+        add("GET", f"{ADMIN}/health", self.health)
+        add("GET", f"{ADMIN}/distributions", self.list_distributions)
+        add("POST", f"{ADMIN}/distributions", self.create_distributions)
+        add("POST", f"{ADMIN}/distributions/{{distribution_id}}/tenants", self.create_tenant)
+        add("GET", f"{ADMIN}/invalidations", self.ground_truth)
+        add("POST", f"{ADMIN}/invalidations", self.create_invalidation)
+        add("POST", f"{ADMIN}/invalidations/{{id}}/complete", self.complete)
+        add("GET", f"{ADMIN}/faults", self.get_faults)
+        add("POST", f"{ADMIN}/faults", self.set_faults)
+        add("DELETE", f"{ADMIN}/faults", self.clear_faults)
+        add("GET", f"{ADMIN}/stats", self.get_stats)
+        add("POST", f"{ADMIN}/stats/reset", self.reset_stats)
+        add("GET", f"{ADMIN}/seeders", self.list_seeders)
+        add("POST", f"{ADMIN}/seeders", self.start_seeder)
+        add("DELETE", f"{ADMIN}/seeders", self.stop_seeders)
+
+    async def health(self, _request: web.Request) -> web.Response:
+        return _json({"ok": True, "now": self.emulator.now()})
+
+    async def list_distributions(self, _request: web.Request) -> web.Response:
+        return _json(
+            {"distributions": [_distribution(d) for d in self.emulator.distributions.values()]}
+        )
+
+    async def create_distributions(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        ids = body.get("ids")
+        if ids is not None:
+            if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
+                raise _bad("ids must be a list of non-empty strings")
+            wanted: list[str | None] = list(ids)
+        else:
+            count = body.get("count", 1)
+            if not isinstance(count, int) or isinstance(count, bool) or not 0 < count <= 10_000:
+                raise _bad("count must be an integer 1..10000")
+            wanted = [None] * count
+        created = [_distribution(self.emulator.create_distribution(i)) for i in wanted]
+        return _json({"distributions": created}, status=201)
+
+    async def create_tenant(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        tenant_id = body.get("id")
+        if tenant_id is not None and not isinstance(tenant_id, str):
+            raise _bad("id must be a string")
+        tenant = self.emulator.create_tenant(request.match_info["distribution_id"], tenant_id)
+        return _json(
+            {"id": tenant, "distribution_id": request.match_info["distribution_id"]}, status=201
+        )
+
+    async def ground_truth(self, request: web.Request) -> web.Response:
+        distribution_id = request.rel_url.query.get("distribution_id")
+        now = self.emulator.now()
+        truth = self.emulator.ground_truth(distribution_id)
+        return _json({"now": now, "invalidations": truth})
+
+    async def create_invalidation(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        distribution_id = body.get("distribution_id")
+        if not isinstance(distribution_id, str):
+            raise _bad("distribution_id (string) is required")
+        paths = body.get("paths", ["/*"])
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            raise _bad("paths must be a list of strings")
+        caller_reference = body.get("caller_reference")
+        if caller_reference is not None and not isinstance(caller_reference, str):
+            raise _bad("caller_reference must be a string")
+        duration = body.get("duration")
+        if duration is not None and (
+            not isinstance(duration, int | float) or isinstance(duration, bool) or duration < 0
+        ):
+            raise _bad("duration must be a number of seconds >= 0")
+        hold = body.get("hold", False)
+        if not isinstance(hold, bool):
+            raise _bad("hold must be true or false")
+        inv, created = self.emulator.create_invalidation(
+            distribution_id,
+            paths,
+            caller_reference,
+            duration=None if duration is None else float(duration),
+            hold=hold,
+        )
+        return _json(inv.truth(self.emulator.now()), status=201 if created else 200)
+
+    async def complete(self, request: web.Request) -> web.Response:
+        inv = self.emulator.find_invalidation(request.match_info["id"])
+        self.emulator.complete(inv.distribution_id, inv.id)
+        return _json(inv.truth(self.emulator.now()))
+
+    async def get_faults(self, _request: web.Request) -> web.Response:
+        return _json(self.app.faults.to_json())
+
+    async def set_faults(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        operation = body.get("operation")
+        if operation is not None and not isinstance(operation, str):
+            raise _bad("operation must be a string")
+        try:
+            self.app.faults.set(FaultRule.from_json(body), operation)
+        except ValueError as exc:
+            raise _bad(str(exc)) from None
+        return _json(self.app.faults.to_json())
+
+    async def clear_faults(self, _request: web.Request) -> web.Response:
+        self.app.faults.clear()
+        return _json(self.app.faults.to_json())
+
+    async def get_stats(self, _request: web.Request) -> web.Response:
+        return _json(self.app.stats.to_json())
+
+    async def reset_stats(self, _request: web.Request) -> web.Response:
+        self.app.stats.reset()
+        return _json(self.app.stats.to_json())
+
+    async def list_seeders(self, _request: web.Request) -> web.Response:
+        return _json({"seeders": [s.to_json() for s in self.app.seeders]})
+
+    async def start_seeder(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        try:
+            plan = SeedPlan.from_json(body)
+        except ValueError as exc:
+            raise _bad(str(exc)) from None
+        seeder = Seeder(self.emulator, plan)
+        seeder.start()
+        self.app.seeders.append(seeder)
+        return _json(seeder.to_json(), status=201)
+
+    async def stop_seeders(self, _request: web.Request) -> web.Response:
+        for seeder in self.app.seeders:
+            await seeder.stop()
+        return _json({"seeders": [s.to_json() for s in self.app.seeders]})
+
+
+def _distribution(dist: Any) -> dict[str, object]:
+    return {
+        "id": dist.id,
+        "arn": dist.arn,
+        "domain_name": dist.domain_name,
+        "invalidations": len(dist.invalidations),
+    }
+
+
+def _json(data: object, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status)
+
+
+def _bad(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(
+        text=json.dumps({"error": "BadRequest", "message": message}),
+        content_type="application/json",
+    )
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise _bad("body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise _bad("body must be a JSON object")
+    return data
+
+
+def _guarded(handler: Handler) -> Handler:
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except EmulatorError as exc:
+            return _json({"error": exc.code, "message": exc.message}, status=exc.status)
+
+    return guarded
+
+
+# --- running it -----------------------------------------------------------------------
+
+
+class EmulatorServer:
+    """Serve an :class:`Emulator` on a loopback port for the life of an ``async with``.
+
+    ``port=0`` picks a free port; read it back from :attr:`port` or :attr:`url`.
+    Seed plans given here start with the server and are cancelled when it stops.
+    """
+
+    def __init__(
+        self,
+        emulator: Emulator,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        faults: FaultPlan | None = None,
+        stats: Stats | None = None,
+        seed_plans: list[SeedPlan] | None = None,
+    ) -> None:
+        if not is_loopback(host):
+            raise ValueError(f"the emulator only listens on loopback, not {host!r}")
+        self.emulator = emulator
+        self.faults = faults or FaultPlan()
+        self.stats = stats or Stats()
+        self.host = host
+        self.port = port
+        self._app = EmulatorApp(emulator, self.faults, self.stats)
+        self._seed_plans = seed_plans or []
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def seeders(self) -> list[Seeder]:
+        return self._app.seeders
+
+    async def start(self) -> None:
+        app = self._app.build()
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        for plan in self._seed_plans:
+            seeder = Seeder(self.emulator, plan)
+            seeder.start()
+            self._app.seeders.append(seeder)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> EmulatorServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,136 @@
+"""The `emulator` command: refuses bad input in one line, serves, stops on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import re
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.emulator.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--listen", "0.0.0.0:8080"], "only listens on loopback"),
+        (["--listen", "192.168.1.10:0"], "only listens on loopback"),
+        (["--listen", "example.com:80"], "only listens on loopback"),
+        (["--listen", "127.0.0.1"], "is not HOST:PORT"),
+        (["--duration", "gamma:2"], "duration 'gamma:2'"),
+        (["--throttle-rate", "2"], "not a fraction between 0 and 1"),
+        (["--throttle-rate", "0.6", "--drop-rate", "0.6"], "add up to more than 1"),
+        (["--latency-ms", "9:3"], "latency '9:3'"),
+        (["--fault-operation", "DeleteDistribution"], "DeleteDistribution"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(
+    argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err, err
+    assert "Traceback" not in err
+
+
+def test_a_taken_port_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["--listen", f"127.0.0.1:{port}"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in err
+
+
+def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            raise AssertionError(f"no ready line within {timeout}s")
+    return proc.stdout.readline()
+
+
+def _get(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@pytest.mark.slow
+def test_command_serves_on_a_free_port_and_stops_cleanly_on_sigterm() -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "monitor.emulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--distributions",
+            "2",
+            "--seed",
+            "5",
+            "--duration",
+            "fixed:3600",
+            "--create-rate",
+            "200",
+            "--create-count",
+            "4",
+            "--throttle-rate",
+            "1",
+            "--fault-operation",
+            "ListDistributions",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = _read_line(proc, timeout=20)
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert match, line
+        url = match.group(0)
+        assert int(match.group(1)) > 0
+
+        status, body = _get(f"{url}/_emulator/distributions")
+        assert status == 200 and len(json.loads(body)["distributions"]) == 2
+        # The seeder the flags asked for runs in the background until it made 4.
+        records: list[Any] = []
+        deadline = time.monotonic() + 15
+        while len(records) < 4 and time.monotonic() < deadline:
+            records = json.loads(_get(f"{url}/_emulator/invalidations")[1])["invalidations"]
+            time.sleep(0.05)
+        assert len(records) == 4
+        assert {r["status"] for r in records} == {"InProgress"}
+        # The fault flags are scoped to ListDistributions.
+        status, body = _get(f"{url}/2020-05-31/distribution")
+        assert status == 400 and b"<Code>Throttling</Code>" in body
+        first = records[0]
+        path = f"/2020-05-31/distribution/{first['distribution_id']}/invalidation/{first['id']}"
+        status, body = _get(url + path)
+        assert status == 200 and f"<Id>{first['id']}</Id>".encode() in body
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.stderr is not None
+    assert "Traceback" not in proc.stderr.read()

@@ -12,6 +12,10 @@ import sys
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("monitor.daemon", "run the monitor daemon (--config PATH)"),
+    "emulator": (
+        "monitor.emulator.cli",
+        "run a local CloudFront (invalidations that take time, faults) on loopback",
+    ),
 }
 
 USAGE = "usage: cloudfront-invalidation-monitor COMMAND [options]"

@@ -23,7 +23,7 @@ venv: $(BIN)/.installed $(AWSCLI_VENV)/bin/aws
 
 run: $(BIN)/.installed
 ifeq ($(CONFIG),)
-	$(BIN)/cloudfront-invalidation-monitor demo
+	$(BIN)/cloudfront-invalidation-monitor demo --config config/demo.yaml
 else
 	$(BIN)/cloudfront-invalidation-monitor run --config $(CONFIG)
 endif

@@ -12,6 +12,7 @@ import sys
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("monitor.daemon", "run the monitor daemon (--config PATH)"),
+    "demo": ("monitor.demo", "the daemon on the local emulator with a simulated CI (make run)"),
     "emulator": (
         "monitor.emulator.cli",
         "run a local CloudFront (invalidations that take time, faults) on loopback",

@@ -87,16 +87,32 @@ class CloudFront:
         answer = await self._call(
             "GetInvalidation", DistributionId=key.distribution_id, Id=key.invalidation_id
         )
-        try:
-            body = answer["Invalidation"]
-            status = body["Status"]
-            if not isinstance(status, str) or not status:
-                raise TypeError("Status is not a string")
-        except (KeyError, TypeError) as error:
-            raise ApiError("MalformedResponse", "ok", f"unexpected answer: {error}") from None
-        create = body.get("CreateTime")
-        create_time = create.timestamp() if hasattr(create, "timestamp") else None
-        return Observation(status=status, create_time=create_time, observed_at=time.time())
+        return _observation(answer.get("Invalidation"), time.time())
+
+    async def invalidation_pages(
+        self, distribution_id: str, max_pages: int
+    ) -> AsyncIterator[list[tuple[Key, Observation]]]:
+        """ListInvalidations, newest first, one page (up to 100 summaries) at a time.
+
+        A summary carries Id, Status and CreateTime: all the state machine needs.
+        """
+        paging: dict[str, str] = {}  # no Marker at all on the first page: moto refuses ""
+        for _ in range(max_pages):
+            answer = await self._call(
+                "ListInvalidations", DistributionId=distribution_id, MaxItems="100", **paging
+            )
+            observed_at = time.time()
+            listing = answer.get("InvalidationList")
+            if not isinstance(listing, dict):
+                raise ApiError("MalformedResponse", "ok", "no InvalidationList in the answer")
+            yield [
+                (Key(distribution_id, str(item.get("Id"))), _observation(item, observed_at))
+                for item in listing.get("Items") or []
+            ]
+            marker = listing.get("NextMarker")
+            if not listing.get("IsTruncated") or not marker:
+                return
+            paging = {"Marker": str(marker)}
 
     async def _call(self, operation: str, **params: Any) -> dict[str, Any]:
         method = getattr(self._client, _snake(operation))
@@ -117,6 +133,16 @@ class CloudFront:
         finally:
             self._metrics.api_duration(operation, time.perf_counter() - started)
         return answer
+
+
+def _observation(body: Any, observed_at: float) -> Observation:
+    """An Invalidation or InvalidationSummary as the state machine wants it."""
+    status = body.get("Status") if isinstance(body, dict) else None
+    if not isinstance(status, str) or not status:
+        raise ApiError("MalformedResponse", "ok", "the answer has no Status")
+    create = body.get("CreateTime")
+    create_time = create.timestamp() if hasattr(create, "timestamp") else None
+    return Observation(status=status, create_time=create_time, observed_at=observed_at)
 
 
 def _snake(operation: str) -> str:

@@ -94,6 +94,8 @@ class PollConfig(_Section):
     interval_seconds: float = Field(default=20.0, gt=0, le=3600)
     concurrency: int = Field(default=50, ge=1, le=1000)
     max_failures: int = Field(default=3, ge=1, le=100)
+    # Refresh a distribution's tracked invalidations with one ListInvalidations call.
+    batch: bool = True
 
 
 class HttpConfig(_Section):

@@ -39,6 +39,7 @@ def policy_for(config: Config) -> Policy:
         interval_seconds=config.poll.interval_seconds,
         max_failures=config.poll.max_failures,
         stuck_after_seconds=config.stuck_after_seconds,
+        batch=config.poll.batch,
     )
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from monitor import transition
 from monitor.cloudfront import ApiError, CloudFront
@@ -20,7 +22,7 @@ from monitor.invalidation import Invalidation, Key
 from monitor.logs import get_logger
 from monitor.metrics import Metrics
 from monitor.store import Store
-from monitor.transition import Outcome, Policy
+from monitor.transition import Observation, Outcome, Policy
 
 FLUSH_AT = 256  # results per transaction; bounds both latency to disk and commit cost
 
@@ -45,7 +47,7 @@ class Poller:
         self._clock = clock
         self._active: dict[Key, Invalidation] = {}
         self._in_flight: set[Key] = set()
-        self._queue: asyncio.Queue[Key] = asyncio.Queue()
+        self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._pending: list[Outcome] = []
         self._workers: list[asyncio.Task[None]] = []
         self._log = get_logger()
@@ -84,50 +86,91 @@ class Poller:
         self._health.beat(now)
         if await self._store.changed_elsewhere():
             await self.load(announce=True)
+        idle: dict[str, list[Key]] = defaultdict(list)  # not in flight, by distribution
+        due: dict[str, list[Key]] = defaultdict(list)
         for key, inv in self._active.items():
-            if inv.next_poll_at <= now and key not in self._in_flight:
-                self._in_flight.add(key)
-                self._queue.put_nowait(key)
+            if key not in self._in_flight:
+                idle[key.distribution_id].append(key)
+                if inv.next_poll_at <= now:
+                    due[key.distribution_id].append(key)
+        for distribution_id, keys in due.items():
+            siblings = idle[distribution_id]
+            if self.policy.batch and len(siblings) > 1:
+                # One ListInvalidations answers for every tracked invalidation of the
+                # distribution; refreshing siblings not yet due costs nothing and aligns them.
+                self._in_flight.update(siblings)
+                self._queue.put_nowait(Refresh(distribution_id, tuple(siblings)))
+            else:
+                self._in_flight.update(keys)
+                for key in keys:
+                    self._queue.put_nowait(key)
         await self.flush()
 
     async def _work(self) -> None:
         while True:
-            key = await self._queue.get()
-            inv = self._active.get(key)
-            if inv is None:
-                self._in_flight.discard(key)
-                continue
-            self._pending.append(await self._poll(inv))
+            job = await self._queue.get()
+            if isinstance(job, Refresh):
+                self._pending.extend(await self._refresh(job))
+            elif (inv := self._active.get(job)) is not None:
+                self._pending.append(await self._poll(inv))
+            else:
+                self._in_flight.discard(job)  # untracked while queued
             if len(self._pending) >= FLUSH_AT:
                 await self.flush()
 
     async def _poll(self, inv: Invalidation) -> Outcome:
         try:
             seen = await self._cloudfront.get_invalidation(inv.key)
-        except ApiError as error:
-            now = self._clock()
-            self._health.record(False, now)
-            self._metrics.poll_failures.labels(error.code).inc()
+        except Exception as error:
+            return self._failed(inv, error)
+        self._health.record(True, seen.observed_at)
+        return transition.observe(inv, seen, self.policy)
+
+    async def _refresh(self, job: Refresh) -> list[Outcome]:
+        """Observe several invalidations of one distribution through ListInvalidations.
+
+        Pages are read only while they can still hold a wanted invalidation, and never
+        more of them than GetInvalidation calls they replace; whatever is not found that
+        way is asked for one by one.
+        """
+        wanted = {k: inv for k in job.keys if (inv := self._active.get(k)) is not None}
+        for key in set(job.keys) - wanted.keys():
+            self._in_flight.discard(key)
+        outcomes: list[Outcome] = []
+        try:
+            pages = self._cloudfront.invalidation_pages(job.distribution_id, len(wanted) - 1)
+            async for page in pages:
+                for key, seen in page:
+                    if (inv := wanted.pop(key, None)) is not None:
+                        outcomes.append(transition.observe(inv, seen, self.policy))
+                if not wanted or _older_than_all(page, wanted.values()):
+                    break
+        except Exception as error:
+            return outcomes + [self._failed(inv, error) for inv in wanted.values()]
+        if outcomes:
+            self._health.record(True, outcomes[0].invalidation.last_polled)
+        for inv in wanted.values():
+            outcomes.append(await self._poll(inv))
+        return outcomes
+
+    def _failed(self, inv: Invalidation, error: Exception) -> Outcome:
+        now = self._clock()
+        self._health.record(False, now)
+        if isinstance(error, ApiError):
+            code, permanent = error.code, error.permanent
             self._log.warning(
                 "poll_failed",
                 **_ids(inv.key),
-                error_code=error.code,
+                error_code=code,
                 outcome=error.outcome,
-                permanent=error.permanent,
+                permanent=permanent,
                 message=error.message,
             )
-            return transition.fail(
-                inv, error.code, permanent=error.permanent, now=now, policy=self.policy
-            )
-        except Exception as error:  # an answer botocore could not make sense of, say
-            now = self._clock()
-            self._health.record(False, now)
-            code = type(error).__name__
-            self._metrics.poll_failures.labels(code).inc()
-            self._log.exception("poll_failed", **_ids(inv.key), error_code=code)
-            return transition.fail(inv, code, permanent=False, now=now, policy=self.policy)
-        self._health.record(True, seen.observed_at)
-        return transition.observe(inv, seen, self.policy)
+        else:  # an answer botocore could not make sense of, say: never fatal
+            code, permanent = type(error).__name__, False
+            self._log.error("poll_failed", **_ids(inv.key), error_code=code, message=str(error))
+        self._metrics.poll_failures.labels(code).inc()
+        return transition.fail(inv, code, permanent=permanent, now=now, policy=self.policy)
 
     async def flush(self) -> None:
         if not self._pending:
@@ -179,6 +222,26 @@ class Poller:
                 error_code=outcome.error_code,
                 failures=inv.failures,
             )
+
+
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    """Observe these tracked invalidations of one distribution with one listing."""
+
+    distribution_id: str
+    keys: tuple[Key, ...]
+
+
+Job = Key | Refresh
+
+
+def _older_than_all(page: list[tuple[Key, Observation]], wanted: Iterable[Invalidation]) -> bool:
+    """The page (newest first) already reached past every invalidation still wanted."""
+    times = [inv.create_time for inv in wanted]
+    if not page or any(t is None for t in times):
+        return False
+    oldest_on_page = page[-1][1].create_time
+    return oldest_on_page is not None and oldest_on_page < min(t for t in times if t is not None)
 
 
 def _ids(key: Key) -> dict[str, str]:

@@ -34,6 +34,7 @@ class Policy:
     interval_seconds: float
     max_failures: int
     stuck_after_seconds: float
+    batch: bool = True  # refresh several invalidations of a distribution with one listing
 
     def next_poll(self, now: float) -> float:
         return now + self.interval_seconds

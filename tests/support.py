@@ -22,6 +22,15 @@ import boto3
 import yaml
 from aiohttp import web
 from moto.server import ThreadedMotoServer
+from prometheus_client import generate_latest
+
+from monitor.cloudfront import open_cloudfront
+from monitor.config import AwsConfig
+from monitor.health import Health
+from monitor.metrics import Metrics
+from monitor.poller import Poller
+from monitor.store import Store
+from monitor.transition import Policy
 
 ACCOUNT = "123456789012"
 TEST_ENV = {
@@ -270,3 +279,43 @@ async def serve_scripted(flaky: ScriptedCloudFront) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+class Rig:
+    """A Poller wired to a real store and a real client, ticked by the test itself."""
+
+    def __init__(self, poller: Poller, store: Store, metrics: Metrics, health: Health) -> None:
+        self.poller = poller
+        self.store = store
+        self.metrics = metrics
+        self.health = health
+
+    async def until(self, condition: Callable[[], bool], ticks: int = 200) -> None:
+        for _ in range(ticks):
+            await self.poller.tick()
+            if condition():
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("condition not reached")
+
+    def scrape(self) -> str:
+        return generate_latest(self.metrics.registry).decode()
+
+
+@asynccontextmanager
+async def poller_rig(endpoint_url: str, tmp_path: Path, policy: Policy) -> AsyncIterator[Rig]:
+    store = await Store.open(tmp_path / "m.db")
+    metrics = Metrics()
+    health = Health(interval_seconds=1, tick_seconds=0.05, state_loaded=True)
+    async with open_cloudfront(
+        AwsConfig(endpoint_url=endpoint_url, max_requests_per_second=10_000), 8, metrics
+    ) as cf:
+        poller = Poller(store, cf, metrics, health, policy, concurrency=8)
+        metrics.watch(poller.active, lambda: policy.stuck_after_seconds, lambda: True)
+        await poller.load()
+        poller.start()
+        try:
+            yield Rig(poller, store, metrics, health)
+        finally:
+            await poller.stop()
+            await store.close()

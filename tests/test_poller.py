@@ -3,59 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from prometheus_client import generate_latest
 
-from monitor.cloudfront import open_cloudfront
-from monitor.config import AwsConfig
-from monitor.health import Health
 from monitor.invalidation import Key
-from monitor.metrics import Metrics
-from monitor.poller import Poller
-from monitor.store import StateFile, Store
+from monitor.store import StateFile
 from monitor.transition import Policy
-from tests.support import Moto, metric_value
+from tests.support import Moto, Rig, metric_value, poller_rig
 
 POLICY = Policy(interval_seconds=0.05, max_failures=3, stuck_after_seconds=900)
 
 
-class Rig:
-    def __init__(self, poller: Poller, store: Store, metrics: Metrics, health: Health) -> None:
-        self.poller = poller
-        self.store = store
-        self.metrics = metrics
-        self.health = health
-
-    async def until(self, condition: Callable[[], bool], ticks: int = 200) -> None:
-        for _ in range(ticks):
-            await self.poller.tick()
-            if condition():
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError("condition not reached")
-
-    def scrape(self) -> str:
-        return generate_latest(self.metrics.registry).decode()
-
-
 @pytest.fixture
 async def rig(moto: Moto, tmp_path: Path) -> AsyncIterator[Rig]:
-    store = await Store.open(tmp_path / "m.db")
-    metrics = Metrics()
-    health = Health(interval_seconds=1, tick_seconds=0.05, state_loaded=True)
-    async with open_cloudfront(AwsConfig(endpoint_url=moto.url), 8, metrics) as cf:
-        poller = Poller(store, cf, metrics, health, POLICY, concurrency=8)
-        metrics.watch(poller.active, lambda: POLICY.stuck_after_seconds, lambda: True)
-        await poller.load()
-        poller.start()
-        try:
-            yield Rig(poller, store, metrics, health)
-        finally:
-            await poller.stop()
-            await store.close()
+    async with poller_rig(moto.url, tmp_path, POLICY) as rig:
+        yield rig
 
 
 async def test_in_progress_then_completed_is_recorded_once(moto: Moto, rig: Rig) -> None:

@@ -1,0 +1,105 @@
+"""Batched refresh against the emulator (real pagination, newest first) over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from monitor.emulator import Emulator, EmulatorServer
+from monitor.invalidation import Key
+from monitor.store import StateFile
+from monitor.transition import Policy
+from tests.support import Rig, metric_value, poller_rig
+
+CALLS = "cloudfront_invalidation_monitor_api_requests_total"
+
+
+@pytest.fixture
+async def emulator_url() -> AsyncIterator[tuple[Emulator, str]]:
+    emulator = Emulator(duration="fixed:3600", seed=3)
+    async with EmulatorServer(emulator) as server:
+        yield emulator, server.url
+
+
+def calls(rig: Rig, operation: str) -> float:
+    return metric_value(rig.scrape(), CALLS, operation=operation, outcome="ok") or 0.0
+
+
+async def _track(rig: Rig, keys: list[Key]) -> None:
+    await rig.store.add(keys, "config")
+    await rig.poller.load()
+
+
+@pytest.mark.parametrize("newer", [0, 150], ids=["first page", "second page"])
+async def test_one_listing_refreshes_k_invalidations(
+    emulator_url: tuple[Emulator, str], tmp_path: Path, newer: int
+) -> None:
+    emulator, url = emulator_url
+    dist = emulator.create_distribution().id
+    k = 5
+    keys = [Key(dist, emulator.create_invalidation(dist, ["/a"])[0].id) for _ in range(k)]
+    for _ in range(newer):  # push the tracked ones off the first page of 100
+        emulator.create_invalidation(dist, ["/b"])
+    policy = Policy(interval_seconds=0.05, max_failures=3, stuck_after_seconds=900)
+    async with poller_rig(url, tmp_path, policy) as rig:
+        await _track(rig, keys)
+        await rig.until(lambda: all(i.status == "InProgress" for i in rig.poller.active()))
+        pages = 1 + newer // 100
+        assert calls(rig, "ListInvalidations") == pages
+        assert calls(rig, "GetInvalidation") == 0
+
+        for key in keys:
+            emulator.complete(*key)
+        await rig.until(lambda: not list(rig.poller.active()))
+        assert calls(rig, "ListInvalidations") == 2 * pages
+        assert calls(rig, "GetInvalidation") == 0
+    history = StateFile(tmp_path / "m.db").history()
+    completed = [t for t in history if t.to_status == "Completed"]
+    assert sorted(t.key for t in completed) == sorted(keys)
+    assert all(t.latency_seconds is not None for t in completed)
+
+
+async def test_single_invalidation_uses_get(
+    emulator_url: tuple[Emulator, str], tmp_path: Path
+) -> None:
+    emulator, url = emulator_url
+    dist = emulator.create_distribution().id
+    key = Key(dist, emulator.create_invalidation(dist, ["/a"])[0].id)
+    policy = Policy(interval_seconds=0.05, max_failures=3, stuck_after_seconds=900)
+    async with poller_rig(url, tmp_path, policy) as rig:
+        await _track(rig, [key])
+        await rig.until(lambda: all(i.status == "InProgress" for i in rig.poller.active()))
+        assert calls(rig, "GetInvalidation") >= 1
+        assert calls(rig, "ListInvalidations") == 0
+
+
+async def test_batching_off_polls_each_with_get(
+    emulator_url: tuple[Emulator, str], tmp_path: Path
+) -> None:
+    emulator, url = emulator_url
+    dist = emulator.create_distribution().id
+    keys = [Key(dist, emulator.create_invalidation(dist, ["/a"])[0].id) for _ in range(3)]
+    policy = Policy(interval_seconds=0.05, max_failures=3, stuck_after_seconds=900, batch=False)
+    async with poller_rig(url, tmp_path, policy) as rig:
+        await _track(rig, keys)
+        await rig.until(lambda: all(i.status == "InProgress" for i in rig.poller.active()))
+        assert calls(rig, "ListInvalidations") == 0
+        assert calls(rig, "GetInvalidation") >= 3
+
+
+async def test_invalidation_missing_from_the_listing_falls_back_to_get(
+    emulator_url: tuple[Emulator, str], tmp_path: Path
+) -> None:
+    emulator, url = emulator_url
+    dist = emulator.create_distribution().id
+    real = Key(dist, emulator.create_invalidation(dist, ["/a"])[0].id)
+    ghost = Key(dist, "IGHOSTGHOST001")  # never existed: the listing can't have it
+    policy = Policy(interval_seconds=0.05, max_failures=2, stuck_after_seconds=900)
+    async with poller_rig(url, tmp_path, policy) as rig:
+        await _track(rig, [real, ghost])
+        await rig.until(lambda: [i.key for i in rig.poller.active()] == [real])
+        text = rig.scrape()
+        assert metric_value(text, CALLS, operation="GetInvalidation", outcome="client_error")
+        assert metric_value(text, "cloudfront_invalidation_monitor_failed_total") == 1

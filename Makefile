@@ -4,20 +4,21 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 AWSCLI_VENV ?= .venv-awscli
 CONFIG ?=
+LINTED := $(wildcard monitor tests bench)
 
 .PHONY: run test lint typecheck bench venv clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install -qq --upgrade pip
+	$(BIN)/pip install -qq -e '.[test]'
 	touch $@
 
 # The AWS CLI v1 pins one exact botocore; it lives in its own environment so it
 # never fights aiobotocore's botocore range.
 $(AWSCLI_VENV)/bin/aws:
 	$(PYTHON) -m venv $(AWSCLI_VENV)
-	$(AWSCLI_VENV)/bin/pip install --quiet awscli
+	$(AWSCLI_VENV)/bin/pip install -qq awscli
 
 venv: $(BIN)/.installed $(AWSCLI_VENV)/bin/aws
 
@@ -29,8 +30,8 @@ else
 endif
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check monitor tests bench
-	$(BIN)/ruff format --check monitor tests bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy monitor

@@ -114,6 +114,22 @@ class CloudFront:
                 return
             paging = {"Marker": str(marker)}
 
+    async def distribution_ids(self, max_pages: int = 100) -> list[str]:
+        """Every distribution of the account (ListDistributions, paginated)."""
+        ids: list[str] = []
+        paging: dict[str, str] = {}
+        for _ in range(max_pages):
+            answer = await self._call("ListDistributions", MaxItems="100", **paging)
+            listing = answer.get("DistributionList")
+            if not isinstance(listing, dict):
+                raise ApiError("MalformedResponse", "ok", "no DistributionList in the answer")
+            ids.extend(str(item["Id"]) for item in listing.get("Items") or [] if "Id" in item)
+            marker = listing.get("NextMarker")
+            if not listing.get("IsTruncated") or not marker:
+                break
+            paging = {"Marker": str(marker)}
+        return ids
+
     async def _call(self, operation: str, **params: Any) -> dict[str, Any]:
         method = getattr(self._client, _snake(operation))
         started = time.perf_counter()

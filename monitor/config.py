@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from monitor.invalidation import Key
 
@@ -120,6 +120,23 @@ class TrackedPair(_Section):
         return Key(self.distribution_id, self.invalidation_id)
 
 
+class DiscoverConfig(_Section):
+    """Find invalidations nobody listed: ListInvalidations on these distributions."""
+
+    distributions: Literal["all"] | list[ResourceId]
+    interval_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    # Newest first; pages older than this are not read. A first start looks this far back.
+    lookback_seconds: float = Field(default=3600.0, gt=0)
+    max_pages: int = Field(default=10, ge=1, le=1000)  # per distribution and scan
+    # With `all`: how often ListDistributions is asked again for new distributions.
+    refresh_distributions_seconds: float = Field(default=900.0, gt=0)
+
+
+def _discover_shorthand(value: Any) -> Any:
+    # `discover: all` and `discover: [E1, E2]` are the common cases; the mapping has more.
+    return {"distributions": value} if isinstance(value, str | list) else value
+
+
 class Config(_Section):
     aws: AwsConfig = AwsConfig()
     state: StateConfig = StateConfig()
@@ -128,6 +145,7 @@ class Config(_Section):
     http: HttpConfig = HttpConfig()
     log: LogConfig = LogConfig()
     track: list[TrackedPair] = []
+    discover: Annotated[DiscoverConfig | None, BeforeValidator(_discover_shorthand)] = None
 
 
 def _describe(error: ValidationError) -> str:

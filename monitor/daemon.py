@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError
 from monitor import __version__, logs, reload
 from monitor.cloudfront import open_cloudfront
 from monitor.config import EX_CONFIG, Config, ConfigError, load_config
+from monitor.discovery import Discovery
 from monitor.endpoint import Endpoint
 from monitor.health import Health
 from monitor.metrics import Metrics
@@ -131,6 +132,18 @@ class Service:
             misfire_grace_time=None,
             next_run_time=datetime.now(UTC),
         )
+        if config.discover is not None:
+            discovery = Discovery(cloudfront, store, poller, config.discover)
+            scheduler.add_job(
+                discovery.scan,
+                "interval",
+                seconds=config.discover.interval_seconds,
+                id="discover",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                next_run_time=datetime.now(UTC),
+            )
         poller.start()
         stack.push_async_callback(poller.stop)
         scheduler.start()

@@ -106,6 +106,15 @@ class Poller:
                     self._queue.put_nowait(key)
         await self.flush()
 
+    def offer(self, seen: Iterable[tuple[Key, Observation]]) -> None:
+        """Observations obtained elsewhere (a discovery listing): free refreshes."""
+        for key, observation in seen:
+            inv = self._active.get(key)
+            if inv is None or key in self._in_flight:
+                continue  # not tracked, or a call for it is under way and will land
+            self._in_flight.add(key)
+            self._pending.append(transition.observe(inv, observation, self.policy))
+
     async def _work(self) -> None:
         while True:
             job = await self._queue.get()

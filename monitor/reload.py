@@ -1,9 +1,10 @@
 """What a SIGHUP may change in a running daemon, and what needs a restart.
 
 Live: the tracked list (new pairs are added; pairs dropped from the file stay tracked, use
-`untrack`), thresholds and poll timing, and logging. Anything that owns a socket, a file or
-a client (aws, state, http, poll.concurrency) needs a restart; a reload that changes one
-of those is applied for the rest and says which keys it left alone.
+`untrack`), thresholds and poll timing, and logging. Anything that owns a socket, a file,
+a client or a scheduled job (aws, state, http, discover, poll.concurrency) needs a
+restart; a reload that changes one of those is applied for the rest and says which keys
+it left alone.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from monitor.config import Config
 
-RESTART_ONLY = ("aws", "state", "http")
+RESTART_ONLY = ("aws", "state", "http", "discover")
 
 
 @dataclass(frozen=True, slots=True)

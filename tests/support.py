@@ -24,7 +24,7 @@ from aiohttp import web
 from moto.server import ThreadedMotoServer
 from prometheus_client import generate_latest
 
-from monitor.cloudfront import open_cloudfront
+from monitor.cloudfront import CloudFront, open_cloudfront
 from monitor.config import AwsConfig
 from monitor.health import Health
 from monitor.metrics import Metrics
@@ -284,7 +284,10 @@ async def serve_scripted(flaky: ScriptedCloudFront) -> AsyncIterator[str]:
 class Rig:
     """A Poller wired to a real store and a real client, ticked by the test itself."""
 
-    def __init__(self, poller: Poller, store: Store, metrics: Metrics, health: Health) -> None:
+    def __init__(
+        self, poller: Poller, store: Store, metrics: Metrics, health: Health, cf: CloudFront
+    ) -> None:
+        self.cf = cf
         self.poller = poller
         self.store = store
         self.metrics = metrics
@@ -315,7 +318,7 @@ async def poller_rig(endpoint_url: str, tmp_path: Path, policy: Policy) -> Async
         await poller.load()
         poller.start()
         try:
-            yield Rig(poller, store, metrics, health)
+            yield Rig(poller, store, metrics, health, cf)
         finally:
             await poller.stop()
             await store.close()

@@ -1,0 +1,140 @@
+"""Discovery: invalidations nobody configured are found and tracked."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from monitor.config import DiscoverConfig, parse_config
+from monitor.discovery import Discovery
+from monitor.emulator import Emulator, EmulatorServer, ManualClock, ThreadedEmulator
+from monitor.invalidation import Key
+from monitor.store import StateFile
+from monitor.transition import Policy
+from tests.support import (
+    TEST_ENV,
+    Daemon,
+    free_port,
+    metric_value,
+    poller_rig,
+    wait_for,
+    write_config,
+)
+
+POLICY = Policy(interval_seconds=60, max_failures=3, stuck_after_seconds=900)
+CALLS = "cloudfront_invalidation_monitor_api_requests_total"
+
+
+def test_config_shorthands() -> None:
+    assert parse_config({"discover": "all"}).discover == DiscoverConfig(distributions="all")
+    listed = parse_config({"discover": ["EDFDVBD6EXAMPLE"]}).discover
+    assert listed is not None and listed.distributions == ["EDFDVBD6EXAMPLE"]
+    full = parse_config({"discover": {"distributions": "all", "interval_seconds": 5}}).discover
+    assert full is not None and full.interval_seconds == 5
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[tuple[Emulator, ManualClock, str]]:
+    clock = ManualClock(start=1_800_000_000.0)
+    emulator = Emulator(duration="fixed:600", seed=5, clock=clock)
+    async with EmulatorServer(emulator) as server:
+        yield emulator, clock, server.url
+
+
+async def test_scan_tracks_new_in_progress_invalidations_only(
+    world: tuple[Emulator, ManualClock, str], tmp_path: Path
+) -> None:
+    emulator, clock, url = world
+    a, b = emulator.create_distribution().id, emulator.create_distribution().id
+    too_old = emulator.create_invalidation(a, ["/old"])[0].id  # outside the look-back
+    clock.advance(7200)
+    done = emulator.create_invalidation(a, ["/done"], duration=1)[0].id
+    clock.advance(5)
+    running = [emulator.create_invalidation(d, ["/x"])[0].id for d in (a, b, b)]
+
+    async with poller_rig(url, tmp_path, POLICY) as rig:
+        settings = DiscoverConfig(distributions="all", lookback_seconds=3600)
+        discovery = Discovery(rig.cf, rig.store, rig.poller, settings, clock=clock.now)
+        added = await discovery.scan()
+        assert {k.invalidation_id for k in added} == set(running)
+        assert too_old not in {k.invalidation_id for k in added}
+        assert done not in {k.invalidation_id for k in added}
+        # The listing itself gave the first observation: no GetInvalidation was needed.
+        await rig.until(lambda: all(i.status == "InProgress" for i in rig.poller.active()))
+        text = rig.scrape()
+        assert metric_value(text, CALLS, operation="GetInvalidation") is None
+        assert metric_value(text, CALLS, operation="ListDistributions", outcome="ok") == 1
+        assert await discovery.scan() == []  # a second scan finds nothing new
+    rows = StateFile(tmp_path / "m.db").all()
+    assert {r.source for r in rows} == {"discovered"} and len(rows) == 3
+    assert all(r.status == "InProgress" for r in rows)
+
+
+async def test_scan_of_listed_distributions_only(
+    world: tuple[Emulator, ManualClock, str], tmp_path: Path
+) -> None:
+    emulator, clock, url = world
+    a, b = emulator.create_distribution().id, emulator.create_distribution().id
+    emulator.create_invalidation(a, ["/x"])
+    emulator.create_invalidation(b, ["/x"])
+    async with poller_rig(url, tmp_path, POLICY) as rig:
+        discovery = Discovery(
+            rig.cf, rig.store, rig.poller, DiscoverConfig(distributions=[b]), clock.now
+        )
+        added = await discovery.scan()
+    assert [k.distribution_id for k in added] == [b]
+
+
+def test_invalidation_created_with_the_aws_cli_is_discovered(tmp_path: Path) -> None:
+    aws = os.environ.get("AWS_CLI", "aws")
+    with ThreadedEmulator(Emulator(duration="fixed:600", seed=9)) as emu:
+        dist = emu.call(lambda: emu.emulator.create_distribution().id)
+        port = free_port()
+        config = write_config(
+            tmp_path / "monitor.yaml",
+            aws={"endpoint_url": emu.url, "max_requests_per_second": 1000},
+            state={"path": str(tmp_path / "monitor.db")},
+            http={"listen": f"127.0.0.1:{port}"},
+            log={"format": "json"},
+            discover={"distributions": "all", "interval_seconds": 1},
+        )
+        daemon = Daemon(config)
+        try:
+            daemon.wait_ready()
+            created = subprocess.run(
+                [
+                    aws,
+                    "cloudfront",
+                    "create-invalidation",
+                    "--endpoint-url",
+                    emu.url,
+                    "--distribution-id",
+                    dist,
+                    "--paths",
+                    "/index.html",
+                    "--query",
+                    "Invalidation.Id",
+                    "--output",
+                    "text",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env={**os.environ, **TEST_ENV},
+            )
+            assert created.returncode == 0, created.stderr
+            inv = created.stdout.strip()
+            age = "cloudfront_invalidation_in_progress_age_seconds"
+            wait_for(lambda: metric_value(daemon.metrics(), age, invalidation_id=inv) is not None)
+            [row] = StateFile(tmp_path / "monitor.db").all()
+            assert row.key == Key(dist, inv) and row.source == "discovered"
+            [tracked] = daemon.events("invalidation_tracked")
+            assert tracked["source"] == "discovered"
+            assert daemon.stop(signal.SIGTERM) == 0
+        finally:
+            daemon.stop(signal.SIGKILL)

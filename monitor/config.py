@@ -91,7 +91,13 @@ class StateConfig(_Section):
 
 
 class PollConfig(_Section):
+    # adaptive: look often where completions are likely (learned from recorded latencies),
+    # every interval_seconds at most; fixed: every interval_seconds.
+    schedule: Literal["adaptive", "fixed"] = "adaptive"
     interval_seconds: float = Field(default=20.0, gt=0, le=3600)
+    min_interval_seconds: float = Field(default=2.0, gt=0, le=3600)
+    # The adaptive schedule's prior, until the monitor has recorded latencies of its own.
+    expected_duration_seconds: float = Field(default=90.0, gt=0, le=86_400)
     concurrency: int = Field(default=50, ge=1, le=1000)
     max_failures: int = Field(default=3, ge=1, le=100)
     # Refresh a distribution's tracked invalidations with one ListInvalidations call.

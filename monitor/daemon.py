@@ -24,6 +24,7 @@ from monitor.endpoint import Endpoint
 from monitor.health import Health
 from monitor.metrics import Metrics
 from monitor.poller import Poller
+from monitor.schedule import Schedule
 from monitor.store import DaemonLock, Store, StoreError
 from monitor.transition import Policy
 
@@ -35,12 +36,32 @@ class StartupError(Exception):
     """The daemon cannot start; the message is one line for the user."""
 
 
-def policy_for(config: Config) -> Policy:
+LEARNED_LATENCIES = 500  # the adaptive schedule's memory of recorded completions
+
+
+def tick_seconds(config: Config) -> float:
+    poll = config.poll
+    return min(1.0, poll.interval_seconds / 2, poll.min_interval_seconds / 2)
+
+
+async def policy_for(config: Config, store: Store) -> Policy:
+    poll = config.poll
+    schedule = None
+    if poll.schedule == "adaptive":
+        schedule = Schedule(
+            min_interval=poll.min_interval_seconds,
+            max_interval=poll.interval_seconds,
+            expected_seconds=poll.expected_duration_seconds,
+            window=LEARNED_LATENCIES,
+        )
+        for latency in await store.recent_latencies(LEARNED_LATENCIES):
+            schedule.learn(latency)
     return Policy(
-        interval_seconds=config.poll.interval_seconds,
-        max_failures=config.poll.max_failures,
+        interval_seconds=poll.interval_seconds,
+        max_failures=poll.max_failures,
         stuck_after_seconds=config.stuck_after_seconds,
-        batch=config.poll.batch,
+        batch=poll.batch,
+        schedule=schedule,
     )
 
 
@@ -54,7 +75,7 @@ class Service:
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._reloading = asyncio.Lock()
-        self._tick = min(1.0, config.poll.interval_seconds / 2)
+        self._tick = tick_seconds(config)
         self.health = Health(interval_seconds=config.poll.interval_seconds, tick_seconds=self._tick)
         self.metrics = Metrics()
         self.port: int | None = None
@@ -107,7 +128,7 @@ class Service:
             cloudfront,
             self.metrics,
             self.health,
-            policy_for(config),
+            await policy_for(config, store),
             config.poll.concurrency,
         )
         await poller.load()
@@ -173,9 +194,9 @@ class Service:
             result = reload.plan(self.config, new)
             config = result.config
             logs.configure(config.log.format, config.log.level)
-            self._poller.policy = policy_for(config)
+            self._poller.policy = await policy_for(config, self._store)
             self.health.interval_seconds = config.poll.interval_seconds
-            tick = min(1.0, config.poll.interval_seconds / 2)
+            tick = tick_seconds(config)
             if tick != self._tick and self._scheduler is not None:
                 self._scheduler.reschedule_job("tick", trigger="interval", seconds=tick)
                 self._tick = self.health.tick_seconds = tick

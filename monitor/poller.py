@@ -196,6 +196,8 @@ class Poller:
         for outcome in batch:
             self._settle(outcome, outcome.invalidation.key in applied.updated)
         for t in applied.transitions:
+            if t.latency_seconds is not None and self.policy.schedule is not None:
+                self.policy.schedule.learn(t.latency_seconds)
             self._metrics.transition(t)
             self._log.info(
                 "invalidation_transition",

@@ -173,6 +173,14 @@ class StateFile:
         )
         return [Transition(Key(r[0], r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows.fetchall()]
 
+    def recent_latencies(self, limit: int) -> list[float]:
+        rows = self._conn.execute(
+            "SELECT latency_seconds FROM transitions WHERE latency_seconds IS NOT NULL"
+            " ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [row[0] for row in rows][::-1]
+
     def apply(self, outcomes: Sequence[Outcome]) -> Applied:
         updated: set[Key] = set()
         recorded: list[Transition] = []
@@ -271,6 +279,9 @@ class Store:
 
     async def active(self) -> list[Invalidation]:
         return await self._run(self._state.active)
+
+    async def recent_latencies(self, limit: int) -> list[float]:
+        return await self._run(self._state.recent_latencies, limit)
 
     async def apply(self, outcomes: Sequence[Outcome]) -> Applied:
         return await self._run(self._state.apply, outcomes)

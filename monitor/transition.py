@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from monitor.invalidation import COMPLETED, IN_PROGRESS, Invalidation, Key, normalize_status
+from monitor.schedule import Schedule
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,13 +32,16 @@ class Transition:
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    interval_seconds: float
+    interval_seconds: float  # between two looks at one invalidation; the cap when adaptive
     max_failures: int
     stuck_after_seconds: float
     batch: bool = True  # refresh several invalidations of a distribution with one listing
+    schedule: Schedule | None = None  # adaptive looks; None: every interval_seconds
 
-    def next_poll(self, now: float) -> float:
-        return now + self.interval_seconds
+    def next_poll(self, now: float, create_time: float | None) -> float:
+        if self.schedule is None:
+            return now + self.interval_seconds
+        return now + self.schedule.delay(None if create_time is None else now - create_time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +95,7 @@ def observe(current: Invalidation, seen: Observation, policy: Policy) -> Outcome
         failures=0,
         last_error=None,
         stuck=current.stuck or became_stuck,
-        next_poll_at=policy.next_poll(now),
+        next_poll_at=policy.next_poll(now, create_time),
     )
     return Outcome(
         invalidation=updated,
@@ -113,6 +117,7 @@ def fail(
         failures=failures,
         last_error=code,
         gave_up=gave_up,
-        next_poll_at=policy.next_poll(now),
+        # After botocore's own retries gave up, wait a full interval before the next try.
+        next_poll_at=now + policy.interval_seconds,
     )
     return Outcome(invalidation=updated, gave_up=gave_up, error_code=code)

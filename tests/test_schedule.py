@@ -2,10 +2,16 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 import pytest
 
+from monitor.config import Config, parse_config
+from monitor.daemon import policy_for
+from monitor.invalidation import Invalidation, Key
 from monitor.schedule import FixedSchedule, Schedule
+from monitor.store import StateFile, Store
+from monitor.transition import Observation, Policy, observe
 
 
 def test_looks_come_closer_where_completions_are_dense() -> None:
@@ -61,3 +67,30 @@ def test_adaptive_detects_faster_than_a_fixed_20s_policy() -> None:
     calls, lag = _simulate(Schedule(min_interval=2, max_interval=20, spread=0.5))
     assert lag <= fixed_lag / 1.5
     assert calls == pytest.approx(fixed_calls, rel=0.6)
+
+
+async def test_daemon_policy_learns_from_the_state_files_history(tmp_path: Path) -> None:
+    state = StateFile(tmp_path / "m.db")
+    config = parse_config({"poll": {"interval_seconds": 60, "min_interval_seconds": 1}})
+    fixed = parse_config({"poll": {"schedule": "fixed", "interval_seconds": 60}})
+    policy = await _policy(config, tmp_path)
+    assert policy.schedule is not None and policy.schedule.delay(90) < 20  # the prior
+    # Record 50 completions that took ~1000 s: a restart must remember them.
+    for n in range(50):
+        key = Key("EDIST1AAAAAA", f"I{n:011d}")
+        state.add([key], "config")
+        seen = observe(Invalidation(key, "config"), Observation("InProgress", 0.0, 1.0), policy)
+        done = observe(seen.invalidation, Observation("Completed", 0.0, 1000.0 + n), policy)
+        state.apply([seen, done])
+    state.close()
+    learned = await _policy(config, tmp_path)
+    assert learned.schedule is not None and learned.schedule.delay(90) > policy.schedule.delay(90)
+    assert (await _policy(fixed, tmp_path)).schedule is None
+
+
+async def _policy(config: Config, tmp_path: Path) -> Policy:
+    store = await Store.open(tmp_path / "m.db")
+    try:
+        return await policy_for(config, store)
+    finally:
+        await store.close()

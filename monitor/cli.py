@@ -12,6 +12,7 @@ import sys
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("monitor.daemon", "run the monitor daemon (--config PATH)"),
+    "wait": ("monitor.wait", "block until an invalidation completes (no 30-look cap)"),
     "demo": ("monitor.demo", "the daemon on the local emulator with a simulated CI (make run)"),
     "emulator": (
         "monitor.emulator.cli",

@@ -11,7 +11,8 @@ from botocore.session import get_session
 from moto.server import ThreadedMotoServer
 
 from monitor.emulator import Emulator, EmulatorServer
-from tests.emulator.conftest import CREDENTIALS, NO_RETRIES, free_port
+from tests.emulator.conftest import CREDENTIALS, NO_RETRIES
+from tests.support import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -23,6 +23,7 @@ from monitor.discovery import Discovery
 from monitor.endpoint import Endpoint
 from monitor.health import Health
 from monitor.metrics import Metrics
+from monitor.notify import Notifier
 from monitor.poller import Poller
 from monitor.schedule import Schedule
 from monitor.store import DaemonLock, Store, StoreError
@@ -78,6 +79,7 @@ class Service:
         self._tick = tick_seconds(config)
         self.health = Health(interval_seconds=config.poll.interval_seconds, tick_seconds=self._tick)
         self.metrics = Metrics()
+        self.notifier = Notifier.from_environ()
         self.port: int | None = None
         self._poller: Poller | None = None
         self._store: Store | None = None
@@ -99,6 +101,7 @@ class Service:
         async with AsyncExitStack() as stack:
             await self._start(stack)
             await self._stop.wait()
+            self.notifier.stopping()
             self._log.info("monitor_stopping")
             self.health.scheduler_running = False
             for task in self._tasks:
@@ -167,9 +170,19 @@ class Service:
             )
         poller.start()
         stack.push_async_callback(poller.stop)
+        watchdog = self.notifier.watchdog_interval()
+        scheduler.add_job(
+            self._report_to_systemd,
+            "interval",
+            seconds=watchdog or 10.0,
+            id="systemd",
+            max_instances=1,
+            coalesce=True,
+        )
         scheduler.start()
         self.health.scheduler_running = True
         stack.callback(scheduler.shutdown, wait=False)
+        stack.callback(self.notifier.close)
         self._log.info(
             "monitor_started",
             version=__version__,
@@ -180,16 +193,32 @@ class Service:
             interval_seconds=config.poll.interval_seconds,
             concurrency=config.poll.concurrency,
         )
+        self.notifier.ready(self._status())
+
+    def _status(self) -> str:
+        active = list(self._poller.active()) if self._poller else []
+        running = sum(1 for inv in active if inv.in_progress)
+        return f"tracking {len(active)} invalidations, {running} in progress"
+
+    async def _report_to_systemd(self) -> None:
+        # Runs on the scheduler's own loop: if that loop hangs, WATCHDOG=1 stops and
+        # systemd restarts the service. A loop that runs but no longer ticks the poller
+        # is just as stuck, so the heartbeat is checked too.
+        if self.health.alive()[0]:
+            self.notifier.watchdog()
+        self.notifier.status(self._status())
 
     async def reload(self) -> None:
         """SIGHUP: take what can change live from the config file; keep running on error."""
         if self._config_path is None or self._poller is None or self._store is None:
             return
         async with self._reloading:
+            self.notifier.reloading()
             try:
                 new = await asyncio.to_thread(load_config, self._config_path)
             except ConfigError as error:
                 self._log.error("config_reload_failed", error=str(error))
+                self.notifier.ready(self._status())
                 return
             result = reload.plan(self.config, new)
             config = result.config
@@ -203,6 +232,7 @@ class Service:
             await self._store.add((p.key for p in config.track), source="config")
             await self._poller.load(announce=True)
             self.config = config
+            self.notifier.ready(self._status())
             self._log.info(
                 "config_reloaded",
                 tracked=sum(1 for _ in self._poller.active()),

@@ -14,7 +14,7 @@ NAME = "cloudfront-invalidation-monitor.service"
 MAX_EXPOSURE = 1.5
 
 
-def testable_copy(tmp_path: Path) -> Path:
+def unit_copy(tmp_path: Path) -> Path:
     # `systemd-analyze verify` insists that ExecStart's binary exists; on a build machine
     # /opt/cloudfront-invalidation-monitor doesn't, so point it at a stand-in script.
     binary = tmp_path / "cloudfront-invalidation-monitor"
@@ -31,7 +31,7 @@ def testable_copy(tmp_path: Path) -> Path:
 def test_unit_verifies_clean(tmp_path: Path) -> None:
     tool = require("systemd-analyze")
     result = subprocess.run(
-        [tool, "verify", str(testable_copy(tmp_path))], capture_output=True, text=True, timeout=60
+        [tool, "verify", str(unit_copy(tmp_path))], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
     assert NAME not in result.stderr, result.stderr  # no warning about our unit
@@ -40,7 +40,7 @@ def test_unit_verifies_clean(tmp_path: Path) -> None:
 def test_exposure_is_at_most_1_5(tmp_path: Path) -> None:
     tool = require("systemd-analyze")
     result = subprocess.run(
-        [tool, "security", "--offline=true", str(testable_copy(tmp_path))],
+        [tool, "security", "--offline=true", str(unit_copy(tmp_path))],
         capture_output=True,
         text=True,
         timeout=60,

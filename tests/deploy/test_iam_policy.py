@@ -1,0 +1,77 @@
+"""Least privilege: the policy allows only CloudFront reads, and every call the daemon makes."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.emulator import Emulator, ThreadedEmulator
+from tests.support import Daemon, free_port, wait_for, write_config
+
+POLICY = Path(__file__).resolve().parents[2] / "deploy" / "iam" / "policy.json"
+
+
+def policy_actions() -> set[str]:
+    actions: set[str] = set()
+    for statement in json.loads(POLICY.read_text())["Statement"]:
+        assert statement["Effect"] == "Allow"
+        listed = statement["Action"]
+        actions |= {listed} if isinstance(listed, str) else set(listed)
+    return actions
+
+
+def test_only_read_only_cloudfront_actions() -> None:
+    for action in policy_actions():
+        service, name = action.split(":")
+        assert service == "cloudfront"
+        assert "*" not in name
+        assert name.startswith(("Get", "List")), action
+
+
+def operations_called(metrics_text: str) -> set[str]:
+    # Every HTTP attempt goes through the daemon's botocore `response-received` hook,
+    # which counts it by operation: the full record of what it asked AWS.
+    return {
+        sample.labels["operation"]
+        for family in text_string_to_metric_families(metrics_text)
+        if family.name == "cloudfront_invalidation_monitor_api_requests"
+        for sample in family.samples
+    }
+
+
+def test_every_operation_of_a_full_run_is_allowed(tmp_path: Path) -> None:
+    with ThreadedEmulator(Emulator(duration="uniform:1:3", seed=2)) as emu:
+
+        def seed() -> list[tuple[str, str]]:
+            dists = [emu.emulator.create_distribution().id for _ in range(2)]
+            return [
+                (d, emu.emulator.create_invalidation(d, [f"/{n}"])[0].id)
+                for d in dists
+                for n in range(3)
+            ]
+
+        pairs = emu.call(seed)
+        config = write_config(
+            tmp_path / "monitor.yaml",
+            aws={"endpoint_url": emu.url, "max_requests_per_second": 1000},
+            state={"path": str(tmp_path / "monitor.db")},
+            poll={"interval_seconds": 0.3},
+            http={"listen": f"127.0.0.1:{free_port()}"},
+            track=[{"distribution_id": d, "invalidation_id": i} for d, i in pairs[:1]],
+            discover={"distributions": "all", "interval_seconds": 0.5},
+        )
+        daemon = Daemon(config)
+        try:
+            daemon.wait_ready()
+            wait_for(lambda: len(daemon.events("invalidation_transition")) >= 2 * len(pairs))
+            called = operations_called(daemon.metrics())
+            assert daemon.stop(signal.SIGTERM) == 0
+        finally:
+            daemon.stop(signal.SIGKILL)
+    # The run exercised discovery, batched refresh and single polls...
+    assert {"ListDistributions", "ListInvalidations"} <= called
+    # ...and nothing it called is missing from the policy.
+    assert {f"cloudfront:{op}" for op in called} <= policy_actions()

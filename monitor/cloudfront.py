@@ -24,7 +24,10 @@ from monitor.metrics import Metrics
 from monitor.ratelimit import TokenBucket
 from monitor.transition import Observation
 
-PERMANENT_CODES = frozenset({"NoSuchInvalidation", "NoSuchDistribution", "AccessDenied"})
+# EntityNotFound: CloudFront's answer for an unknown distribution tenant.
+PERMANENT_CODES = frozenset(
+    {"NoSuchInvalidation", "NoSuchDistribution", "EntityNotFound", "AccessDenied"}
+)
 THROTTLING_CODES = frozenset(
     {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
 )
@@ -84,9 +87,16 @@ class CloudFront:
         self._metrics.api_attempt(operation, outcome)
 
     async def get_invalidation(self, key: Key) -> Observation:
-        answer = await self._call(
-            "GetInvalidation", DistributionId=key.distribution_id, Id=key.invalidation_id
-        )
+        if key.tenant:
+            answer = await self._call(
+                "GetInvalidationForDistributionTenant",
+                DistributionTenantId=key.distribution_id,
+                Id=key.invalidation_id,
+            )
+        else:
+            answer = await self._call(
+                "GetInvalidation", DistributionId=key.distribution_id, Id=key.invalidation_id
+            )
         return _observation(answer.get("Invalidation"), time.time())
 
     async def invalidation_pages(
@@ -97,10 +107,14 @@ class CloudFront:
         A summary carries Id, Status and CreateTime: all the state machine needs.
         """
         paging: dict[str, str] = {}  # no Marker at all on the first page: moto refuses ""
+        # The tenant operation types MaxItems as an integer, the older one as a string.
+        operation, scope = (
+            ("ListInvalidationsForDistributionTenant", {"Id": distribution_id, "MaxItems": 100})
+            if Key(distribution_id, "").tenant
+            else ("ListInvalidations", {"DistributionId": distribution_id, "MaxItems": "100"})
+        )
         for _ in range(max_pages):
-            answer = await self._call(
-                "ListInvalidations", DistributionId=distribution_id, MaxItems="100", **paging
-            )
+            answer = await self._call(operation, **scope, **paging)
             observed_at = time.time()
             listing = answer.get("InvalidationList")
             if not isinstance(listing, dict):

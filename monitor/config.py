@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from monitor.invalidation import Key
 
@@ -34,6 +42,16 @@ def _resource_id(value: str) -> str:
 
 
 ResourceId = Annotated[str, AfterValidator(_resource_id)]
+_TENANT_ID = re.compile(r"dt_[A-Za-z0-9]{6,40}")
+
+
+def _tenant_id(value: str) -> str:
+    if not _TENANT_ID.fullmatch(value):
+        raise ValueError(f"{value!r} is not a distribution tenant ID (dt_ and 6-40 letters/digits)")
+    return value
+
+
+TenantId = Annotated[str, AfterValidator(_tenant_id)]
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -118,12 +136,23 @@ class LogConfig(_Section):
 
 
 class TrackedPair(_Section):
-    distribution_id: ResourceId
+    """An invalidation of a distribution, or of a multi-tenant distribution's tenant."""
+
+    distribution_id: ResourceId | None = None
+    distribution_tenant_id: TenantId | None = None
     invalidation_id: ResourceId
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> TrackedPair:
+        if (self.distribution_id is None) == (self.distribution_tenant_id is None):
+            raise ValueError("give exactly one of distribution_id and distribution_tenant_id")
+        return self
 
     @property
     def key(self) -> Key:
-        return Key(self.distribution_id, self.invalidation_id)
+        scope = self.distribution_id or self.distribution_tenant_id
+        assert scope is not None
+        return Key(scope, self.invalidation_id)
 
 
 class DiscoverConfig(_Section):

@@ -15,9 +15,18 @@ def normalize_status(raw: str) -> str:
     return _KNOWN.get(raw.lower(), raw)
 
 
+TENANT_PREFIX = "dt_"
+
+
 class Key(NamedTuple):
+    # A distribution ID, or a distribution tenant ID (dt_...) for a multi-tenant
+    # distribution's tenant: CloudFront scopes invalidations to either.
     distribution_id: str
     invalidation_id: str
+
+    @property
+    def tenant(self) -> bool:
+        return self.distribution_id.startswith(TENANT_PREFIX)
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,3 +103,26 @@ async def test_invalidation_missing_from_the_listing_falls_back_to_get(
         text = rig.scrape()
         assert metric_value(text, CALLS, operation="GetInvalidation", outcome="client_error")
         assert metric_value(text, "cloudfront_invalidation_monitor_failed_total") == 1
+
+
+async def test_tenant_scoped_invalidations_use_the_tenant_operations(
+    emulator_url: tuple[Emulator, str], tmp_path: Path
+) -> None:
+    emulator, url = emulator_url
+    dist = emulator.create_distribution().id
+    tenant = emulator.create_tenant(dist)
+    alone = emulator.create_tenant(dist)
+    keys = [Key(tenant, emulator.create_invalidation(dist, ["/a"])[0].id) for _ in range(2)]
+    single = Key(alone, emulator.create_invalidation(dist, ["/b"])[0].id)
+    policy = Policy(interval_seconds=0.05, max_failures=3, stuck_after_seconds=900)
+    async with poller_rig(url, tmp_path, policy) as rig:
+        await _track(rig, [*keys, single])
+        await rig.until(lambda: all(i.status == "InProgress" for i in rig.poller.active()))
+        for key in [*keys, single]:
+            emulator.complete(dist, key.invalidation_id)
+        await rig.until(lambda: not list(rig.poller.active()))
+        assert calls(rig, "ListInvalidationsForDistributionTenant") >= 2
+        assert calls(rig, "GetInvalidationForDistributionTenant") >= 2
+        assert calls(rig, "GetInvalidation") == 0 and calls(rig, "ListInvalidations") == 0
+    completed = [t for t in StateFile(tmp_path / "m.db").history() if t.to_status == "Completed"]
+    assert sorted(t.key for t in completed) == sorted([*keys, single])

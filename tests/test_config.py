@@ -21,6 +21,17 @@ def test_example_config_loads_with_every_key() -> None:
     assert [p.key for p in config.track] == [("EDFDVBD6EXAMPLE", "I2J0I21PCUYOIK")]
 
 
+def test_a_tenant_scoped_pair(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "track:\n  - distribution_tenant_id: dt_2wjDZi3hD1ivOXf6rpZJOSNE1AB\n"
+        "    invalidation_id: I2J0I21PCUYOIK\n"
+    )
+    [pair] = load_config(path).track
+    assert pair.key == ("dt_2wjDZi3hD1ivOXf6rpZJOSNE1AB", "I2J0I21PCUYOIK")
+    assert pair.key.tenant
+
+
 def test_empty_file_gives_defaults(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("")
@@ -41,9 +52,25 @@ BAD = [
         "track.0.distribution_id: 'edfd-bad' is not a CloudFront ID",
     ),
     (
+        "no scope",
+        "track:\n  - invalidation_id: I2J0I21PCUYOIK\n",
+        "track.0: give exactly one of distribution_id and distribution_tenant_id",
+    ),
+    (
         "missing invalidation id",
         "track:\n  - distribution_id: EDFDVBD6EXAMPLE\n",
         "track.0.invalidation_id: Field required",
+    ),
+    (
+        "both scopes",
+        "track:\n  - distribution_id: EDFDVBD6EXAMPLE\n    distribution_tenant_id: dt_abcdef12\n"
+        "    invalidation_id: I2J0I21PCUYOIK\n",
+        "track.0: give exactly one of distribution_id and distribution_tenant_id",
+    ),
+    (
+        "malformed tenant id",
+        "track:\n  - distribution_tenant_id: tenant-1\n    invalidation_id: I2J0I21PCUYOIK\n",
+        "track.0.distribution_tenant_id: 'tenant-1' is not a distribution tenant ID",
     ),
     ("bad listen", "http:\n  listen: nine-eight-seven\n", "http.listen: 'nine-eight-seven' is not"),
     ("port out of range", "http:\n  listen: 127.0.0.1:70000\n", "http.listen: port 70000"),

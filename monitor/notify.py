@@ -56,13 +56,14 @@ class Notifier:
         return True
 
     def ready(self, status: str | None = None) -> bool:
-        return self.send(READY="1", **({"STATUS": status} if status else {}))
+        return self.send(READY="1", **({"STATUS": _one_line(status)} if status else {}))
 
     def status(self, text: str) -> bool:
-        return self.send(STATUS=text)
+        return self.send(STATUS=_one_line(text))
 
     def watchdog(self) -> bool:
-        return self.send(WATCHDOG="1")
+        # Only when systemd runs a watchdog for this very process (WATCHDOG_PID).
+        return self._watchdog_usec is not None and self.send(WATCHDOG="1")
 
     def reloading(self) -> bool:
         # MONOTONIC_USEC lets systemd >= 253 (Type=notify-reload) match the reload up.
@@ -75,3 +76,8 @@ class Notifier:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+
+
+def _one_line(text: str) -> str:
+    # A newline would start another KEY=VALUE assignment in the datagram.
+    return " ".join(text.splitlines())

@@ -24,11 +24,11 @@ def receiver(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
 
 def test_each_message_arrives_as_the_protocol_says(receiver: tuple[socket.socket, str]) -> None:
     sock, path = receiver
-    notifier = Notifier.from_environ({"NOTIFY_SOCKET": path})
+    notifier = Notifier.from_environ({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"})
     assert notifier.ready("tracking 3")
     assert sock.recv(4096) == b"READY=1\nSTATUS=tracking 3"
-    assert notifier.status("tracking 4, 1 in progress")
-    assert sock.recv(4096) == b"STATUS=tracking 4, 1 in progress"
+    assert notifier.status("tracking 4,\nREADY=1 injected")
+    assert sock.recv(4096) == b"STATUS=tracking 4, READY=1 injected"  # one field, one line
     assert notifier.watchdog()
     assert sock.recv(4096) == b"WATCHDOG=1"
     assert notifier.reloading()
@@ -70,3 +70,4 @@ def test_watchdog_interval_is_half_the_timeout_and_only_for_this_pid() -> None:
     assert Notifier.from_environ(mine).watchdog_interval() == 15.0
     other = {**env, "WATCHDOG_PID": "1"}
     assert Notifier.from_environ(other).watchdog_interval() is None
+    assert Notifier.from_environ(other).watchdog() is False  # not ours: never pinged

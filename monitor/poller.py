@@ -86,6 +86,7 @@ class Poller:
         self._health.beat(now)
         if await self._store.changed_elsewhere():
             await self.load(announce=True)
+        self._health.idle = not self._active
         idle: dict[str, list[Key]] = defaultdict(list)  # not in flight, by distribution
         due: dict[str, list[Key]] = defaultdict(list)
         for key, inv in self._active.items():
@@ -118,10 +119,15 @@ class Poller:
     async def _work(self) -> None:
         while True:
             job = await self._queue.get()
+            # Await first, then touch the list: `self._pending.append(await ...)` binds the
+            # list before the call, and a flush during the call swaps it, so the outcome
+            # went to a batch already written and its pair stayed in flight forever.
             if isinstance(job, Refresh):
-                self._pending.extend(await self._refresh(job))
+                outcomes = await self._refresh(job)
+                self._pending.extend(outcomes)
             elif (inv := self._active.get(job)) is not None:
-                self._pending.append(await self._poll(inv))
+                outcome = await self._poll(inv)
+                self._pending.append(outcome)
             else:
                 self._in_flight.discard(job)  # untracked while queued
             if len(self._pending) >= FLUSH_AT:

@@ -34,9 +34,18 @@ def test_never_succeeded_and_failing_is_degraded() -> None:
     assert not health.ready(100.0)[0]
 
 
-def test_old_failures_do_not_keep_it_degraded_when_nothing_is_polled() -> None:
+def test_spaced_out_failures_keep_it_degraded() -> None:
+    # Retries make failures arrive further apart than one interval during an outage.
+    health = ready_health()
+    health.record(True, 100.0)
+    health.record(False, 150.0)
+    assert not health.ready(200.0)[0]
+
+
+def test_nothing_left_to_poll_is_ready_whatever_failed_last() -> None:
     health = ready_health()
     health.record(False, 100.0)
+    health.idle = True
     assert health.ready(200.0)[0]
 
 

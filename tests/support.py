@@ -228,8 +228,14 @@ class ScriptedCloudFront:
     (or a raw `body`), counting calls and concurrency."""
 
     def __init__(
-        self, throttle_first: int = 0, delay: float = 0.0, body: str | None = None
+        self,
+        throttle_first: int = 0,
+        delay: float = 0.0,
+        body: str | None = None,
+        slow: dict[str, float] | None = None,
     ) -> None:
+        self.slow = slow or {}  # invalidation ID -> its own delay
+        self.calls_by_id: dict[str, int] = {}
         self.body = body
         self.throttle_first = throttle_first
         self.delay = delay
@@ -241,10 +247,12 @@ class ScriptedCloudFront:
     async def handle(self, request: web.Request) -> web.Response:
         self.calls += 1
         self.arrivals.append(time.monotonic())
+        inv = request.match_info["inv"]
+        self.calls_by_id[inv] = self.calls_by_id.get(inv, 0) + 1
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            await asyncio.sleep(self.delay)
+            await asyncio.sleep(self.slow.get(inv, self.delay))
         finally:
             self.in_flight -= 1
         if self.calls <= self.throttle_first:

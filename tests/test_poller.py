@@ -11,7 +11,14 @@ import pytest
 from monitor.invalidation import Key
 from monitor.store import StateFile
 from monitor.transition import Policy
-from tests.support import Moto, Rig, metric_value, poller_rig
+from tests.support import (
+    Moto,
+    Rig,
+    ScriptedCloudFront,
+    metric_value,
+    poller_rig,
+    serve_scripted,
+)
 
 POLICY = Policy(interval_seconds=0.05, max_failures=3, stuck_after_seconds=900)
 
@@ -109,3 +116,17 @@ async def test_pair_added_by_another_process_is_picked_up(moto: Moto, rig: Rig) 
     other.close()
     await rig.until(lambda: any(i.status == "InProgress" for i in rig.poller.active()))
     assert [i.source for i in rig.poller.active()] == ["cli"]
+
+
+async def test_a_slow_call_that_spans_a_flush_is_not_lost(tmp_path: Path) -> None:
+    # B answers at once and is flushed by a tick while A's call is still under way; A's
+    # answer must land in the next batch and A must be polled again afterwards.
+    slow, fast = "ISLOWSLOWSLOW1", "IFASTFASTFAST1"
+    double = ScriptedCloudFront(slow={slow: 0.3})
+    policy = Policy(interval_seconds=0.05, max_failures=3, stuck_after_seconds=900, batch=False)
+    async with serve_scripted(double) as url, poller_rig(url, tmp_path, policy) as rig:
+        await rig.store.add([Key("EDIST1AAAAAA", slow), Key("EDIST1AAAAAA", fast)], "config")
+        await rig.poller.load()
+        await rig.until(lambda: double.calls_by_id.get(slow, 0) >= 3)
+    [row] = [r for r in StateFile(tmp_path / "m.db").all() if r.key.invalidation_id == slow]
+    assert row.status == "InProgress"

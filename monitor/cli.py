@@ -12,6 +12,10 @@ import sys
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("monitor.daemon", "run the monitor daemon (--config PATH)"),
+    "track": ("monitor.tracking:track", "start tracking an invalidation (source=cli)"),
+    "untrack": ("monitor.tracking:untrack", "stop tracking an invalidation (history stays)"),
+    "list": ("monitor.tracking:list_tracked", "the tracked invalidations (--output json)"),
+    "history": ("monitor.tracking:history", "every recorded transition (--output json)"),
     "wait": ("monitor.wait", "block until an invalidation completes (no 30-look cap)"),
     "demo": ("monitor.demo", "the daemon on the local emulator with a simulated CI (make run)"),
     "emulator": (
@@ -43,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     if entry is None:
         sys.stderr.write(f"{USAGE}\nerror: unknown command {args[0]!r}\n")
         return 2
-    module = importlib.import_module(entry[0])
-    result: int = module.main(args[1:])
+    module_name, _, function = entry[0].partition(":")
+    command = getattr(importlib.import_module(module_name), function or "main")
+    result: int = command(args[1:])
     return result

@@ -195,6 +195,21 @@ def _describe(error: ValidationError) -> str:
     return f"{where}: {message}" + (f" (and {more} more problem(s))" if more else "")
 
 
+def parse_key(
+    distribution_id: str | None, distribution_tenant_id: str | None, invalidation_id: str
+) -> Key:
+    """IDs from a command line, checked exactly as the config's `track` entries are."""
+    try:
+        pair = TrackedPair(
+            distribution_id=distribution_id,
+            distribution_tenant_id=distribution_tenant_id,
+            invalidation_id=invalidation_id,
+        )
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+    return pair.key
+
+
 def parse_config(data: Any, origin: str = "config") -> Config:
     if data is None:
         data = {}

@@ -16,7 +16,7 @@ import time
 from typing import NoReturn, TextIO
 
 from monitor.cloudfront import ApiError, open_cloudfront
-from monitor.config import AwsConfig, ConfigError, parse_config
+from monitor.config import AwsConfig, ConfigError, parse_key
 from monitor.invalidation import COMPLETED, Key, normalize_status
 from monitor.metrics import Metrics
 from monitor.schedule import Schedule
@@ -146,9 +146,7 @@ async def wait(
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        ids = parse_config(
-            {"track": [{"distribution_id": args.distribution_id, "invalidation_id": args.id}]}
-        )
+        key = parse_key(args.distribution_id, None, args.id)
         aws = AwsConfig(endpoint_url=args.endpoint_url, profile=args.profile, region=args.region)
         schedule = _schedule(args.config)
     except (ConfigError, StoreError) as error:
@@ -158,8 +156,6 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"{PROG}: error: {str(error).splitlines()[0]}\n")
         return EX_USAGE
     try:
-        return asyncio.run(
-            wait(ids.track[0].key, aws, schedule, args.timeout, Progress(sys.stderr))
-        )
+        return asyncio.run(wait(key, aws, schedule, args.timeout, Progress(sys.stderr)))
     except KeyboardInterrupt:
         return 130

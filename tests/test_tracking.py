@@ -1,0 +1,164 @@
+"""track / untrack / list / history, alone and beside a running daemon."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor import cli
+from monitor.store import StateFile
+from monitor.table import render
+from tests.support import Daemon, Moto, free_port, wait_for, write_config
+
+D, INV = "EDFDVBD6EXAMPLE", "I2J0I21PCUYOIK"
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *argv], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_table_aligns_columns() -> None:
+    assert render(("A", "BB"), [("xxx", "y")]) == "A    BB\nxxx  y\n"
+
+
+def test_track_is_idempotent_and_list_shows_it(tmp_path: Path, capsys: Any) -> None:
+    state = str(tmp_path / "m.db")
+    assert cli.main(["track", "--state", state, "--distribution-id", D, "--id", INV]) == 0
+    assert cli.main(["track", "--state", state, "--distribution-id", D, "--id", INV]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"{D} {INV}: now tracked", f"{D} {INV}: already tracked"]
+    assert cli.main(["list", "--state", state]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == [
+        "DISTRIBUTION",
+        "INVALIDATION",
+        "STATUS",
+        "AGE",
+        "LAST",
+        "POLLED",
+        "SOURCE",
+    ]
+    assert table[1].split() == [D, INV, "Pending", "-", "-", "cli"]
+    assert cli.main(["list", "--state", state, "--output", "json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["distribution_id"] == D and row["source"] == "cli" and row["status"] is None
+
+
+def test_tenant_scoped_track(tmp_path: Path, capsys: Any) -> None:
+    state = str(tmp_path / "m.db")
+    tenant = "dt_2wjDZi3hD1ivOXf6rpZJOSNE1AB"
+    assert (
+        cli.main(["track", "--state", state, "--distribution-tenant-id", tenant, "--id", INV]) == 0
+    )
+    [row] = StateFile(state).all()
+    assert row.key == (tenant, INV) and row.key.tenant
+
+
+def test_untrack_keeps_history_and_says_when_nothing_was_tracked(
+    tmp_path: Path, capsys: Any
+) -> None:
+    state = str(tmp_path / "m.db")
+    cli.main(["track", "--state", state, "--distribution-id", D, "--id", INV])
+    assert cli.main(["untrack", "--state", state, "--distribution-id", D, "--id", INV]) == 0
+    assert cli.main(["untrack", "--state", state, "--distribution-id", D, "--id", INV]) == 1
+    err = capsys.readouterr().err
+    assert err == f"cloudfront-invalidation-monitor untrack: {D} {INV} is not tracked\n"
+    assert StateFile(state).all() == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "message"),
+    [
+        (["track", "--distribution-id", "bad id", "--id", INV], 2, "distribution_id: 'bad id'"),
+        (["track", "--distribution-id", D], 2, "--id"),
+        (
+            [
+                "track",
+                "--distribution-id",
+                D,
+                "--distribution-tenant-id",
+                "dt_abcdef1",
+                "--id",
+                INV,
+            ],
+            2,
+            "not allowed with",
+        ),
+        (["history"], 1, "no state file at"),
+        (["list", "--output", "xml"], 2, "invalid choice"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(
+    tmp_path: Path, argv: list[str], status: int, message: str
+) -> None:
+    result = run(*argv[:1], "--state", str(tmp_path / "m.db"), *argv[1:])
+    assert result.returncode == status
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    if argv[0] == "history":
+        assert not (tmp_path / "m.db").exists()  # a read never creates the state file
+
+
+def test_broken_config_is_exit_78(tmp_path: Path) -> None:
+    bad = tmp_path / "c.yaml"
+    bad.write_text("poll:\n  concurrency: many\n")
+    result = run("list", "--config", str(bad))
+    assert result.returncode == 78
+    assert result.stderr.count("\n") == 1 and "poll.concurrency" in result.stderr
+
+
+def test_state_file_found_through_the_config(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.yaml", state={"path": str(tmp_path / "s" / "m.db")})
+    assert (
+        run("track", "--config", str(config), "--distribution-id", D, "--id", INV).returncode == 0
+    )
+    assert [r.key for r in StateFile(tmp_path / "s" / "m.db").all()] == [(D, INV)]
+
+
+def test_track_and_untrack_on_a_running_daemon(moto: Moto, tmp_path: Path) -> None:
+    dist = moto.create_distribution()
+    inv = moto.create_invalidation(dist)
+    other = moto.create_invalidation(dist)
+    config = write_config(
+        tmp_path / "monitor.yaml",
+        aws={"endpoint_url": moto.url},
+        state={"path": str(tmp_path / "monitor.db")},
+        poll={"interval_seconds": 0.3},
+        http={"listen": f"127.0.0.1:{free_port()}"},
+    )
+    daemon = Daemon(config)
+    try:
+        daemon.wait_ready()
+        for invalidation in (inv, other):
+            added = run(
+                "track", "--config", str(config), "--distribution-id", dist, "--id", invalidation
+            )
+            assert added.returncode == 0, added.stderr
+        wait_for(lambda: len(daemon.events("invalidation_transition")) == 2)
+        assert {e["source"] for e in daemon.events("invalidation_tracked")} == {"cli"}
+
+        removed = run("untrack", "--config", str(config), "--distribution-id", dist, "--id", other)
+        assert removed.returncode == 0
+        [gone] = wait_for(lambda: daemon.events("invalidation_untracked"))
+        assert gone["invalidation_id"] == other
+
+        moto.set_status(dist, inv, "Completed")
+        wait_for(lambda: len(daemon.events("invalidation_transition")) == 3)
+        moves = json.loads(run("history", "--config", str(config), "--output", "json").stdout)
+        assert [
+            (m["invalidation_id"], m["to_status"]) for m in moves if m["invalidation_id"] == inv
+        ] == [(inv, "InProgress"), (inv, "Completed")]
+        assert moves[-1]["latency_seconds"] > 0
+        listed = json.loads(run("list", "--config", str(config), "--output", "json").stdout)
+        assert [(r["invalidation_id"], r["status"]) for r in listed] == [(inv, "Completed")]
+        assert daemon.stop(signal.SIGTERM) == 0
+    finally:
+        daemon.stop(signal.SIGKILL)

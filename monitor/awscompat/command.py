@@ -153,9 +153,7 @@ def _operation_parser(
         members[dest] = name
     parser.add_argument("--cli-input-json")
     parser.add_argument("--cli-input-yaml")
-    parser.add_argument(
-        _SKELETON_OPTION, nargs="?", const="input", choices=list(SKELETON_CHOICES)
-    )
+    parser.add_argument(_SKELETON_OPTION, nargs="?", const="input", choices=list(SKELETON_CHOICES))
     parser.add_argument("help", nargs="?")
     return parser, members
 
@@ -186,9 +184,7 @@ def _apply_input_document(args: argparse.Namespace, params: dict[str, Any]) -> N
             exc.rc = PARAM_VALIDATION_RC
             raise
     if json_text is not None and yaml_text is not None:
-        raise CommandError(
-            "Only one --cli-input- parameter may be specified.", PARAM_VALIDATION_RC
-        )
+        raise CommandError("Only one --cli-input- parameter may be specified.", PARAM_VALIDATION_RC)
     if json_text is not None:
         skeleton.merge_input(params, skeleton.load_cli_input_json(_as_text(json_text)))
     elif yaml_text is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import IO, Any, NoReturn
+from typing import IO, Any
 
 # v1: a failed call, bad --query, unknown options; argparse itself exits 2.
 SERVICE_ERROR_RC = 255
@@ -102,7 +102,3 @@ def write_error(message: str, stream: IO[str] | None = None) -> None:
 
 def write_unknown_options(error: UnknownOptions) -> None:
     sys.stderr.write(f"usage: {USAGE}\n{error}\n")
-
-
-def fail(message: str, rc: int = SERVICE_ERROR_RC) -> NoReturn:
-    raise CommandError(message, rc)

@@ -112,7 +112,8 @@ def _unchanged(value: Any) -> Any:
 def _iso8601(value: str) -> str:
     from botocore.utils import parse_timestamp
 
-    return parse_timestamp(value).isoformat()
+    stamp: str = parse_timestamp(value).isoformat()
+    return stamp
 
 
 def new_client(
@@ -144,7 +145,7 @@ class _Redactor(logging.Filter):
 
     _PATTERNS = (
         re.compile(r"(Credential=)[^/,\s'\"]+"),
-        re.compile(r"(Signature=)[0-9a-f]+"),
+        re.compile(r"(Signature[=:]\s*)[0-9a-f]+"),
         re.compile(r"((?:X-Amz-Security-Token|x-amz-security-token)['\"]?:\s*b?['\"]?)[^'\",\s]+"),
     )
 

@@ -33,7 +33,7 @@ def render_help(operation: OperationModel, members: list[str]) -> str:
     shape = operation.input_shape
     required = set(shape.required_members) if shape is not None else set()
     lines = [xform_name(operation.name, "-"), ""]
-    lines += textwrap.wrap(_plain(operation.documentation), 79) + ["", "Options:"]
+    lines += [*textwrap.wrap(_plain(operation.documentation), 79), "", "Options:"]
     for name in members:
         flag = f"--{xform_name(name, '-')} <value>"
         lines.append(f"  {flag}" if name in required else f"  [{flag}]")

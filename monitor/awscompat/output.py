@@ -78,12 +78,7 @@ def _text_list(items: list[Any], stream: IO[str], label: str | None) -> None:
     if any(isinstance(element, dict) for element in items):
         # Rows of one list share the union of their scalar keys, so columns line up.
         columns = sorted(
-            {
-                key
-                for element in items
-                for key, value in element.items()
-                if _is_scalar(value)
-            }
+            {key for element in items for key, value in element.items() if _is_scalar(value)}
         )
         for element in items:
             _text_item(element, stream, label, columns)

@@ -12,7 +12,7 @@ import os
 import re
 from typing import IO, Any
 
-from botocore.model import OperationModel, Shape, StructureShape
+from botocore.model import ListShape, OperationModel, Shape, StructureShape
 from botocore.utils import ArgumentGenerator
 
 from monitor.awscompat.errors import PARAM_VALIDATION_RC, CommandError, ParamError
@@ -126,7 +126,8 @@ def _yaml_structure(
 
 
 def _yaml_list(shape: Shape, values: list[Any], indent: int, lines: list[str]) -> None:
-    element_shape = shape.member  # type: ignore[attr-defined]
+    assert isinstance(shape, ListShape)
+    element_shape = shape.member
     for value in values:
         if isinstance(value, dict) and value:
             _yaml_structure(element_shape, value, indent + 2, lines, " " * indent + "- ")

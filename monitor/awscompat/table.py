@@ -42,9 +42,7 @@ class Section:
         if self.columns is None:
             self.columns = len(row)
         if len(row) != self.columns:
-            raise ValueError(
-                f"Row should have {self.columns} elements, instead it has {len(row)}"
-            )
+            raise ValueError(f"Row should have {self.columns} elements, instead it has {len(row)}")
         cells = [str(cell) for cell in row]
         self.rows.append(cells)
         self._widen(cells)
@@ -62,7 +60,7 @@ class Section:
         if not natural:
             return natural
         scale = total / float(sum(natural))
-        scaled = [int(round(scale * width)) for width in natural]
+        scaled = [round(scale * width) for width in natural]
         surplus = sum(scaled) - total
         while surplus != 0:
             order = list(range(len(scaled)))

@@ -1,0 +1,1 @@
+"""AWS-CLI-compatible one-shot commands (`get-invalidation` and its tenant variant)."""

@@ -1,0 +1,146 @@
+"""A moto CloudFront server with one distribution and one invalidation, and the means to
+run both the real AWS CLI and our command against it in the same isolated environment."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PATHS = ["/index.html", "/img/*"]
+
+
+@dataclass(frozen=True)
+class World:
+    endpoint: str
+    distribution_id: str
+    invalidation_id: str
+    workdir: Path
+
+
+@dataclass(frozen=True)
+class Result:
+    stdout: bytes
+    stderr: bytes
+    rc: int
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _distribution_config() -> dict[str, object]:
+    return {
+        "CallerReference": "awscompat-tests",
+        "Origins": {
+            "Quantity": 1,
+            "Items": [
+                {
+                    "Id": "origin1",
+                    "DomainName": "example-bucket.s3.amazonaws.com",
+                    "S3OriginConfig": {"OriginAccessIdentity": ""},
+                }
+            ],
+        },
+        "DefaultCacheBehavior": {
+            "TargetOriginId": "origin1",
+            "ViewerProtocolPolicy": "allow-all",
+            "MinTTL": 0,
+            "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
+        },
+        "Comment": "awscompat",
+        "Enabled": True,
+    }
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        client = boto3.client(
+            "cloudfront",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        dist = client.create_distribution(DistributionConfig=_distribution_config())
+        dist_id = dist["Distribution"]["Id"]
+        inv = client.create_invalidation(
+            DistributionId=dist_id,
+            InvalidationBatch={
+                "Paths": {"Quantity": len(PATHS), "Items": PATHS},
+                "CallerReference": "cli-example",
+            },
+        )
+        workdir = tmp_path_factory.mktemp("awscompat")
+        (workdir / "config").write_text("")
+        (workdir / "credentials").write_text("")
+        yield World(endpoint, dist_id, inv["Invalidation"]["Id"], workdir)
+    finally:
+        server.stop()
+
+
+def isolated_env(world: World, **extra: str) -> dict[str, str]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(world.workdir),
+        "LC_ALL": "C.UTF-8",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(world.workdir / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(world.workdir / "credentials"),
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    env.update(extra)
+    return env
+
+
+def aws_cli() -> str:
+    return os.environ.get("AWS_CLI", "aws")
+
+
+def run_ours(world: World, command: str, args: Sequence[str], **env: str) -> Result:
+    argv = [sys.executable, "-m", "monitor.awscompat", command, *args]
+    return _run(argv, isolated_env(world, **env), world.workdir)
+
+
+def run_aws(world: World, command: str, args: Sequence[str], **env: str) -> Result:
+    argv = [aws_cli(), "cloudfront", command, *args]
+    return _run(argv, isolated_env(world, **env), world.workdir)
+
+
+def _run(argv: list[str], env: dict[str, str], cwd: Path) -> Result:
+    done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, timeout=60, check=False)
+    return Result(done.stdout, done.stderr, done.returncode)
+
+
+Runner = Callable[..., Result]
+
+
+@pytest.fixture(scope="session")
+def ours(world: World) -> Runner:
+    """Run `python -m monitor.awscompat COMMAND ARGS...` in the isolated environment."""
+    return lambda command, args, **env: run_ours(world, command, args, **env)
+
+
+@pytest.fixture(scope="session")
+def aws(world: World) -> Runner:
+    """Run the real AWS CLI (`$AWS_CLI`, default `aws`) in the same environment."""
+    return lambda command, args, **env: run_aws(world, command, args, **env)

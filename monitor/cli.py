@@ -12,6 +12,14 @@ import sys
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("monitor.daemon", "run the monitor daemon (--config PATH)"),
+    "get-invalidation": (
+        "monitor.awscompat.command",
+        "drop-in for `aws cloudfront get-invalidation` (same output, byte for byte)",
+    ),
+    "get-invalidation-for-distribution-tenant": (
+        "monitor.awscompat.tenant",
+        "drop-in for `aws cloudfront get-invalidation-for-distribution-tenant`",
+    ),
     "track": ("monitor.tracking:track", "start tracking an invalidation (source=cli)"),
     "untrack": ("monitor.tracking:untrack", "stop tracking an invalidation (history stays)"),
     "list": ("monitor.tracking:list_tracked", "the tracked invalidations (--output json)"),

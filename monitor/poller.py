@@ -160,6 +160,17 @@ class Poller:
                         outcomes.append(transition.observe(inv, seen, self.policy))
                 if not wanted or _older_than_all(page, wanted.values()):
                     break
+        except ApiError as error:
+            # Throttled or down: one failure each, retried on schedule. Refused (a policy
+            # without ListInvalidations, say): ask one by one, as if batching were off.
+            if error.outcome != "client_error":
+                return outcomes + [self._failed(inv, error) for inv in wanted.values()]
+            self._log.warning(
+                "batch_refresh_refused",
+                distribution_id=job.distribution_id,
+                error_code=error.code,
+                message=error.message,
+            )
         except Exception as error:
             return outcomes + [self._failed(inv, error) for inv in wanted.values()]
         if outcomes:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.emulator import Emulator, EmulatorServer
+from monitor.emulator import AdminClient, Emulator, EmulatorServer
 from monitor.invalidation import Key
 from monitor.store import StateFile
 from monitor.transition import Policy
@@ -126,3 +126,28 @@ async def test_tenant_scoped_invalidations_use_the_tenant_operations(
         assert calls(rig, "GetInvalidation") == 0 and calls(rig, "ListInvalidations") == 0
     completed = [t for t in StateFile(tmp_path / "m.db").history() if t.to_status == "Completed"]
     assert sorted(t.key for t in completed) == sorted([*keys, single])
+
+
+async def test_a_refused_listing_falls_back_to_get(
+    emulator_url: tuple[Emulator, str], tmp_path: Path
+) -> None:
+    # An IAM policy with GetInvalidation but not ListInvalidations must not make the
+    # daemon give up on every invalidation of the distribution.
+    emulator, url = emulator_url
+    dist = emulator.create_distribution().id
+    keys = [Key(dist, emulator.create_invalidation(dist, ["/a"])[0].id) for _ in range(3)]
+    policy = Policy(interval_seconds=0.05, max_failures=2, stuck_after_seconds=900)
+    async with poller_rig(url, tmp_path, policy) as rig:
+        async with AdminClient(url) as admin:
+            await admin.set_faults("ListInvalidations", access_denied_rate=1.0)
+        await _track(rig, keys)
+        await rig.until(lambda: all(i.status == "InProgress" for i in rig.poller.active()))
+        for key in keys:
+            emulator.complete(*key)
+        await rig.until(lambda: not list(rig.poller.active()))
+        text = rig.scrape()
+        denied = metric_value(text, CALLS, operation="ListInvalidations", outcome="client_error")
+        assert denied is not None and denied >= 1
+        assert calls(rig, "GetInvalidation") >= 6
+    completed = [t for t in StateFile(tmp_path / "m.db").history() if t.to_status == "Completed"]
+    assert len(completed) == 3

@@ -79,7 +79,7 @@ async def _drive(
     distribution_ids: list[str],
     scenario: Scenario,
     compression: float,
-    created: Callable[[Key], None],
+    created: Callable[[Key], object],
 ) -> list[Key]:
     """The CI side: create each invalidation on schedule, then hand it on at once."""
     loop = asyncio.get_running_loop()

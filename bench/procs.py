@@ -33,12 +33,20 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 _LISTENING = re.compile(r"emulator listening on (http://127\.0\.0\.1:\d+)")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, all its threads included."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
+def cpu_seconds(pid: int, task: int | None = None) -> float:
+    """User + system CPU time of a process, all its threads included (or of one thread)."""
+    where = f"/proc/{pid}" if task is None else f"/proc/{pid}/task/{task}"
+    stat = Path(f"{where}/stat").read_text()
     # The command name may hold spaces; fields are counted after its closing parenthesis.
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all processes on the machine have used (all cores), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / _TICKS
 
 
 def memory_mb(pid: int) -> dict[str, float]:

@@ -69,17 +69,23 @@ def _warm_up(url: str, pid: int, sweep: int, seconds: float) -> None:
 
 
 def _measure(emu: procs.Served, pid: int, seconds: float) -> dict[str, float]:
-    calls0, cpu0, emu0 = api_calls(emu.url), procs.cpu_seconds(pid), procs.cpu_seconds(emu.pid)
-    t0 = time.monotonic()
+    def sample() -> tuple[int, float, float, float]:
+        cpu, emu_cpu = procs.cpu_seconds(pid), procs.cpu_seconds(emu.pid)
+        return api_calls(emu.url), cpu, emu_cpu, procs.machine_busy_seconds()
+
+    (calls0, cpu0, emu0, busy0), t0 = sample(), time.monotonic()
     time.sleep(seconds)
-    calls1, cpu1, emu1 = api_calls(emu.url), procs.cpu_seconds(pid), procs.cpu_seconds(emu.pid)
-    elapsed = time.monotonic() - t0
+    (calls1, cpu1, emu1, busy1), elapsed = sample(), time.monotonic() - t0
     calls = max(1, calls1 - calls0)
     return {
         "calls_per_second": round(calls / elapsed, 1),
         "cpu_ms_per_call": round((cpu1 - cpu0) * 1000 / calls, 3),
         "client_cpu_share": round((cpu1 - cpu0) / elapsed, 2),
         "emulator_cpu_share": round((emu1 - emu0) / elapsed, 2),
+        # Everything else on the machine (this harness, other users): noise to watch for.
+        "other_cpu_share": round(
+            max(0.0, (busy1 - busy0) - (cpu1 - cpu0) - (emu1 - emu0)) / elapsed, 2
+        ),
         **procs.memory_mb(pid),
     }
 

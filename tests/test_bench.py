@@ -32,7 +32,7 @@ POLICY_FIGURES = {
     "completed": int,
     "api_calls": int,
     "calls_per_completed": float,
-    "seconds_between_polls": float,
+    "seconds_watched_per_call": float,
     "lag_p50_s": float,
     "lag_p99_s": float,
     "missed": int,
@@ -63,7 +63,13 @@ def test_tiny_benchmark_reports_every_figure(
     rows = {(r["tracked"], r["client"]): r for r in results["throughput"]}
     assert set(rows) == {(40, "daemon"), (40, "bare")}
     for row in rows.values():
-        for name in ("calls_per_second", "cpu_ms_per_call", "rss_mb", "emulator_cpu_share"):
+        for name in (
+            "calls_per_second",
+            "cpu_ms_per_call",
+            "rss_mb",
+            "emulator_cpu_share",
+            "other_cpu_share",
+        ):
             assert _number(row[name], float) and row[name] >= 0, (name, row)
         assert row["calls_per_second"] > 0
         assert len(row["runs"]) == 1

@@ -1,0 +1,126 @@
+"""`make bench`: `python -m bench.run [--only PART] [--tracked 1000,10000] ...`.
+
+Prints a Markdown report and writes every figure to bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import procs, report, scenarios, throughput
+
+PARTS = ("throughput", "memory", "scenarios")
+DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "latest.json"
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of counts")
+    return counts
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number > 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    add = parser.add_argument
+    add("--only", choices=PARTS, action="append", help="run only this part (repeatable)")
+    add("--tracked", type=_counts, default=[1000, 10000], help="N for throughput (1000,10000)")
+    add("--repetitions", type=int, default=3, help="throughput runs per client and N (3)")
+    add("--window", type=_positive, default=12.0, help="throughput window, seconds (12)")
+    add("--warm-up", type=_positive, default=3.0, help="minimum warm-up, seconds (3)")
+    add("--concurrency", type=int, default=50, help="calls in flight for both clients (50)")
+    add("--compression", type=_positive, default=10.0, help="scenario time compression (10)")
+    add("--scenario-seconds", type=_positive, default=600.0, help="CI-typical span, real s")
+    add("--ci-distributions", type=int, default=50, help="CI-typical distributions (50)")
+    add("--burst-distributions", type=int, default=10, help="bursty distributions (10)")
+    add("--burst-size", type=int, default=50, help="invalidations per bursty distribution (50)")
+    add("--seed", type=int, default=1, help="scenario and emulator seed (1)")
+    add("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
+    return parser
+
+
+def _throughput(args: argparse.Namespace, parts: set[str], results: dict[str, Any]) -> None:
+    if "throughput" in parts:
+        rows = throughput.run(
+            args.tracked, args.repetitions, args.window, args.warm_up, args.concurrency
+        )
+    else:  # memory alone: the daemon at the largest N, once
+        rows = throughput.run(
+            [max(args.tracked)], 1, args.window, args.warm_up, args.concurrency, clients=("daemon",)
+        )
+    results["throughput"] = rows if "throughput" in parts else []
+    by = {(r["tracked"], r["client"]): r for r in rows}
+    results["ratios"] = {
+        str(n): round(by[n, "daemon"]["calls_per_second"] / by[n, "bare"]["calls_per_second"], 3)
+        for n in args.tracked
+        if (n, "daemon") in by and (n, "bare") in by
+    }
+    if "memory" in parts:
+        largest = by[max(args.tracked), "daemon"]
+        results["memory"] = {
+            "tracked": max(args.tracked),
+            "rss_mb": largest["rss_mb"],
+            "peak_rss_mb": largest["peak_rss_mb"],
+            "goal_mb": report.MEMORY_GOAL_MB,
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if (
+        args.repetitions < 1
+        or args.concurrency < 1
+        or min(args.ci_distributions, args.burst_distributions, args.burst_size) < 1
+    ):
+        sys.stderr.write("bench: --repetitions, --concurrency and scenario sizes must be >= 1\n")
+        return 2
+    parts = set(args.only or PARTS)
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {**procs.machine(), "loadavg_at_start": os.getloadavg()[0]},
+        "settings": {
+            **{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "throughput_interval_seconds": throughput.INTERVAL,
+        },
+        "parts": sorted(parts),
+    }
+    if parts & {"throughput", "memory"}:
+        _throughput(args, parts, results)
+    if "scenarios" in parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            results["scenarios"] = scenarios.run(
+                args.seed,
+                args.compression,
+                Path(tmp),
+                ci_distributions=args.ci_distributions,
+                ci_seconds=args.scenario_seconds,
+                burst_distributions=args.burst_distributions,
+                burst_size=args.burst_size,
+            )
+    report.write_json(results, args.output)
+    print(report.markdown(results))
+    print(f"\nJSON: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Poll throughput, client CPU per call and memory: the daemon versus the bare loop.
+
+Both clients poll the same N held (never completing) invalidations on the same emulator
+at the same concurrency. Each is measured over a fixed window after warm-up: calls from
+the emulator's own request counts, CPU from the client process's /proc times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import statistics
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bench import procs
+from monitor.emulator import AdminClient
+from monitor.invalidation import Key
+from monitor.store import StateFile
+
+POLL_OPERATIONS = ("GetInvalidation", "ListInvalidations")
+# Every pair always due: with 1,000 pairs the daemon wants 1,000 / (0.25 s + a 0.125 s
+# tick) = 2,600 calls/s, about twice what one client core can make.
+INTERVAL = 0.25
+# Per distribution, at most 3,000 file paths may be in progress (CloudFront's quota).
+PER_DISTRIBUTION = 1000
+
+
+def api_calls(url: str) -> int:
+    """GetInvalidation + ListInvalidations answers the emulator has sent, any outcome."""
+    with urllib.request.urlopen(url + "/_emulator/stats", timeout=10) as answer:
+        stats = json.load(answer)
+    operations = stats["operations"]
+    return sum(sum(operations.get(op, {}).values()) for op in POLL_OPERATIONS)
+
+
+async def _hold(url: str, count: int) -> list[Key]:
+    """`count` invalidations that stay in progress, spread over the emulator's distributions."""
+    async with AdminClient(url) as admin:
+        dists = [d["id"] for d in await admin.distributions()]
+        slots = asyncio.Semaphore(32)
+
+        async def one(n: int) -> Key:
+            async with slots:
+                made = await admin.create_invalidation(
+                    dists[n % len(dists)], ["/index.html"], hold=True
+                )
+            return Key(made["distribution_id"], made["id"])
+
+        return list(await asyncio.gather(*(one(n) for n in range(count))))
+
+
+def _warm_up(url: str, pid: int, sweep: int, seconds: float) -> None:
+    """At least `seconds`, and at least one full sweep (the daemon's first one records a
+    transition per pair, which is start-up work, not steady state)."""
+    start, begun = api_calls(url), time.monotonic()
+    deadline = begun + max(120.0, 4 * seconds)
+    while time.monotonic() < deadline:
+        elapsed = time.monotonic() - begun
+        if elapsed >= seconds and api_calls(url) - start >= sweep:
+            return
+        procs.cpu_seconds(pid)  # raises if the client died
+        time.sleep(0.2)
+    raise RuntimeError(f"no full sweep of {sweep} pairs within {deadline - begun:.0f}s")
+
+
+def _measure(emu: procs.Served, pid: int, seconds: float) -> dict[str, float]:
+    def sample() -> tuple[int, float, float, float]:
+        cpu, emu_cpu = procs.cpu_seconds(pid), procs.cpu_seconds(emu.pid)
+        return api_calls(emu.url), cpu, emu_cpu, procs.machine_busy_seconds()
+
+    (calls0, cpu0, emu0, busy0), t0 = sample(), time.monotonic()
+    time.sleep(seconds)
+    (calls1, cpu1, emu1, busy1), elapsed = sample(), time.monotonic() - t0
+    calls = max(1, calls1 - calls0)
+    return {
+        "calls_per_second": round(calls / elapsed, 1),
+        "cpu_ms_per_call": round((cpu1 - cpu0) * 1000 / calls, 3),
+        "client_cpu_share": round((cpu1 - cpu0) / elapsed, 2),
+        "emulator_cpu_share": round((emu1 - emu0) / elapsed, 2),
+        # Everything else on the machine (this harness, other users): noise to watch for.
+        "other_cpu_share": round(
+            max(0.0, (busy1 - busy0) - (cpu1 - cpu0) - (emu1 - emu0)) / elapsed, 2
+        ),
+        **procs.memory_mb(pid),
+    }
+
+
+def _median(reps: list[dict[str, float]]) -> dict[str, float]:
+    return {name: round(statistics.median(r[name] for r in reps), 3) for name in reps[0]}
+
+
+def run(
+    tracked: list[int],
+    repetitions: int,
+    window: float,
+    warm_up: float,
+    concurrency: int = 50,
+    clients: tuple[str, ...] = ("daemon", "bare"),
+) -> list[dict[str, Any]]:
+    rows = []
+    for count in tracked:
+        dists = math.ceil(count / PER_DISTRIBUTION)
+        with procs.emulator(dists, "fixed:86400") as emu, tempfile.TemporaryDirectory() as tmp:
+            keys = asyncio.run(_hold(emu.url, count))
+            keys_file = Path(tmp) / "keys.json"
+            keys_file.write_text(json.dumps(keys))
+            reps: dict[str, list[dict[str, float]]] = {c: [] for c in clients}
+            for rep in range(repetitions):  # interleaved, so drift hits both clients alike
+                if "daemon" in clients:
+                    workdir = Path(tmp) / f"daemon-{rep}"
+                    workdir.mkdir()
+                    state = StateFile(workdir / "state.db")
+                    state.add(keys, "cli")
+                    state.close()
+                    with procs.daemon(
+                        workdir,
+                        emu.url,
+                        poll={"interval_seconds": INTERVAL, "concurrency": concurrency},
+                        log_level="warning",
+                    ) as daemon:
+                        pid = daemon.proc.pid
+                        _warm_up(emu.url, pid, count, warm_up)
+                        reps["daemon"].append(_measure(emu, pid, window))
+                if "bare" in clients:
+                    budget = max(120.0, 4 * warm_up) + window + 30
+                    with procs.bare_loop(emu.url, keys_file, concurrency, budget) as bare:
+                        _warm_up(emu.url, bare.pid, count, warm_up)
+                        reps["bare"].append(_measure(emu, bare.pid, window))
+            for client, runs in reps.items():
+                rows.append({"tracked": count, "client": client, **_median(runs), "runs": runs})
+    return rows

@@ -1,0 +1,101 @@
+"""`make bench` at a tiny scale: every part runs end to end and reports every figure.
+
+No timing assertions: only that each figure is there with a sane type, and the two
+correctness counts (missed and double-recorded completions) are zero.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import run
+
+pytestmark = pytest.mark.slow
+
+TINY = [
+    "--tracked", "40",
+    "--repetitions", "1",
+    "--window", "1.5",
+    "--warm-up", "0.5",
+    "--compression", "100",
+    "--scenario-seconds", "60",
+    "--ci-distributions", "2",
+    "--burst-distributions", "2",
+    "--burst-size", "3",
+]  # fmt: skip
+
+POLICY_FIGURES = {
+    "invalidations": int,
+    "completed": int,
+    "api_calls": int,
+    "calls_per_completed": float,
+    "seconds_watched_per_call": float,
+    "lag_p50_s": float,
+    "lag_p99_s": float,
+    "missed": int,
+    "double_recorded": int,
+    "gave_up": int,
+}
+
+
+def _number(value: object, kind: type) -> bool:
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def test_tiny_benchmark_reports_every_figure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "latest.json"
+    assert run.main([*TINY, "--output", str(output)]) == 0
+    results = json.loads(output.read_text())
+
+    machine = results["machine"]
+    assert isinstance(machine["cpu"], str) and machine["cpu"]
+    assert isinstance(machine["nproc"], int) and machine["nproc"] >= 1
+    assert isinstance(machine["python"], str)
+    assert isinstance(results["date"], str)
+
+    rows = {(r["tracked"], r["client"]): r for r in results["throughput"]}
+    assert set(rows) == {(40, "daemon"), (40, "bare")}
+    for row in rows.values():
+        for name in (
+            "calls_per_second",
+            "cpu_ms_per_call",
+            "rss_mb",
+            "emulator_cpu_share",
+            "other_cpu_share",
+        ):
+            assert _number(row[name], float) and row[name] >= 0, (name, row)
+        assert row["calls_per_second"] > 0
+        assert len(row["runs"]) == 1
+    assert _number(results["ratios"]["40"], float)
+    assert _number(results["memory"]["rss_mb"], float) and results["memory"]["rss_mb"] > 0
+
+    assert [s["scenario"] for s in results["scenarios"]] == ["ci-typical", "bursty"]
+    for scenario in results["scenarios"]:
+        assert scenario["same_durations"] is True
+        for policy in ("daemon", "waiter"):
+            figures = scenario[policy]
+            for name, kind in POLICY_FIGURES.items():
+                assert _number(figures[name], kind), (scenario["scenario"], policy, name)
+            assert figures["invalidations"] > 0
+            assert figures["completed"] == figures["invalidations"]
+            assert figures["missed"] == 0
+            assert figures["double_recorded"] == 0
+        assert scenario["waiter"]["gave_up"] == 0
+
+    printed = capsys.readouterr().out
+    assert "| tracked | client | calls/s |" in printed
+    assert "| scenario | policy |" in printed
+
+
+def test_bad_tracked_list_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run.main(["--tracked", "10,x"])
+    assert exit_.value.code == 2
+    assert "'10,x' is not a comma-separated list of counts" in capsys.readouterr().err

@@ -22,13 +22,14 @@ from aiobotocore.config import AioConfig
 
 from bench import procs
 from bench.throughput import api_calls
+from monitor.config import PollConfig
 from monitor.emulator import AdminClient
 from monitor.invalidation import Key
 from monitor.store import StateFile
 
 MEDIAN_SECONDS = 90.0
 SIGMA = 0.5
-DAEMON_INTERVAL = 20.0  # the daemon's default poll.interval_seconds
+DEFAULT_POLL = PollConfig()  # the daemon's defaults, whose times compression shrinks
 WAITER_DELAY = 20.0  # `aws cloudfront wait invalidation-completed`: every 20 s ...
 WAITER_ATTEMPTS = 30  # ... 30 attempts, then "Max attempts exceeded"
 PATHS = ["/index.html", "/app.js"]  # file paths: bursts would break the 15-wildcard quota
@@ -120,11 +121,16 @@ def _open(url: str, pool: int = 100) -> Any:
 async def run_daemon(
     scenario: Scenario, seed: int, compression: float, workdir: Path
 ) -> dict[str, Any]:
-    interval = DAEMON_INTERVAL / compression
+    interval = DEFAULT_POLL.interval_seconds / compression
     duration = f"lognormal:{MEDIAN_SECONDS / compression:g}:{SIGMA:g}"
+    poll = {  # default settings, on the compressed clock
+        "interval_seconds": interval,
+        "min_interval_seconds": DEFAULT_POLL.min_interval_seconds / compression,
+        "expected_duration_seconds": DEFAULT_POLL.expected_duration_seconds / compression,
+    }
     with (
         procs.emulator(scenario.distributions, duration, seed) as emu,
-        procs.daemon(workdir, emu.url, poll={"interval_seconds": interval}),
+        procs.daemon(workdir, emu.url, poll=poll),
     ):
         state = StateFile(workdir / "state.db")
         try:

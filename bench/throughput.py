@@ -120,7 +120,12 @@ def run(
                     with procs.daemon(
                         workdir,
                         emu.url,
-                        poll={"interval_seconds": INTERVAL, "concurrency": concurrency},
+                        # One GetInvalidation per pair, like the bare loop: no listings.
+                        poll={
+                            "interval_seconds": INTERVAL,
+                            "concurrency": concurrency,
+                            "batch": False,
+                        },
                         log_level="warning",
                     ) as daemon:
                         pid = daemon.proc.pid

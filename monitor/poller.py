@@ -49,6 +49,7 @@ class Poller:
         self._in_flight: set[Key] = set()
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._pending: list[Outcome] = []
+        self._listed_at: dict[str, float] = {}  # distribution -> last batched refresh
         self._workers: list[asyncio.Task[None]] = []
         self._log = get_logger()
 
@@ -89,14 +90,29 @@ class Poller:
         self._health.idle = not self._active
         idle: dict[str, list[Key]] = defaultdict(list)  # not in flight, by distribution
         due: dict[str, list[Key]] = defaultdict(list)
+        earliest: dict[str, float] = {}  # the longest-waiting due pair's due time
         for key, inv in self._active.items():
             if key not in self._in_flight:
                 idle[key.distribution_id].append(key)
                 if inv.next_poll_at <= now:
                     due[key.distribution_id].append(key)
+                    earliest[key.distribution_id] = min(
+                        inv.next_poll_at, earliest.get(key.distribution_id, now)
+                    )
+        wait = self.policy.min_interval
         for distribution_id, keys in due.items():
             siblings = idle[distribution_id]
             if self.policy.batch and len(siblings) > 1:
+                # One listing answers for all of a distribution's invalidations, so it is
+                # worth waiting until a quarter of them are due, as long as none waits
+                # more than min_interval past its time; and a burst of new ones gets one
+                # listing per min_interval, not one each.
+                overdue = now - earliest[distribution_id] >= wait
+                if 4 * len(keys) < len(siblings) and not overdue:
+                    continue
+                if now - self._listed_at.get(distribution_id, 0.0) < wait:
+                    continue
+                self._listed_at[distribution_id] = now
                 # One ListInvalidations answers for every tracked invalidation of the
                 # distribution; refreshing siblings not yet due costs nothing and aligns them.
                 self._in_flight.update(siblings)

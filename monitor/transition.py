@@ -38,6 +38,11 @@ class Policy:
     batch: bool = True  # refresh several invalidations of a distribution with one listing
     schedule: Schedule | None = None  # adaptive looks; None: every interval_seconds
 
+    @property
+    def min_interval(self) -> float:
+        """The shortest time between two looks at one invalidation."""
+        return self.interval_seconds if self.schedule is None else self.schedule.min_interval
+
     def next_poll(self, now: float, create_time: float | None) -> float:
         if self.schedule is None:
             return now + self.interval_seconds

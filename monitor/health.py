@@ -15,6 +15,8 @@ class Health:
     last_tick: float | None = None
     last_success: float | None = None
     last_failure: float | None = None
+    # Nothing tracked is left to poll (the poller says so every tick).
+    idle: bool = False
 
     def beat(self, now: float | None = None) -> None:
         self.last_tick = time.time() if now is None else now
@@ -37,16 +39,17 @@ class Health:
         return True, "alive"
 
     def degraded(self, now: float | None = None) -> bool:
-        """Every API call of the latest poll interval failed."""
+        """The latest API call failed and none succeeded in the latest poll interval."""
         stamp = time.time() if now is None else now
-        if self.last_failure is None:
+        if self.last_failure is None or self.idle:
             return False
         if self.last_success is not None and self.last_success >= self.last_failure:
             return False
-        window_start = stamp - self.interval_seconds
-        if self.last_failure < window_start:
-            return False  # nothing was polled lately: nothing failed lately either
-        return self.last_success is None or self.last_success < window_start
+        # No "the failure is old" escape: during an outage a poll's failure arrives after
+        # botocore's retries, so failures can be further apart than one interval, and
+        # readiness flickered back to ready between them. The latest word stands until
+        # the next call ends, or until nothing is left to poll (`idle`).
+        return self.last_success is None or self.last_success < stamp - self.interval_seconds
 
     def ready(self, now: float | None = None) -> tuple[bool, str]:
         if not self.state_loaded:

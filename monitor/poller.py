@@ -84,6 +84,7 @@ class Poller:
         self._health.beat(now)
         if await self._store.changed_elsewhere():
             await self.load(announce=True)
+        self._health.idle = not self._active
         for key, inv in self._active.items():
             if inv.next_poll_at <= now and key not in self._in_flight:
                 self._in_flight.add(key)
@@ -97,7 +98,11 @@ class Poller:
             if inv is None:
                 self._in_flight.discard(key)
                 continue
-            self._pending.append(await self._poll(inv))
+            # Await first, then look up the list: `self._pending.append(await ...)` binds the
+            # list before the call, and a flush during the call swaps it, so the outcome
+            # went to the batch already written and the pair stayed in flight forever.
+            outcome = await self._poll(inv)
+            self._pending.append(outcome)
             if len(self._pending) >= FLUSH_AT:
                 await self.flush()
 

@@ -37,10 +37,15 @@ class Scenario:
     partial: FaultRule
     total: FaultRule
     read_timeout: float = 15.0
+    retry_mode: str = "adaptive"  # the default: botocore slows down when throttled
 
 
 SCENARIOS = {
     "throttling": Scenario(FaultRule(throttle_rate=0.5), FaultRule(throttle_rate=1.0)),
+    # Without the client-side slow-down, so the storm meets many more calls.
+    "throttling_standard_retries": Scenario(
+        FaultRule(throttle_rate=0.5), FaultRule(throttle_rate=1.0), retry_mode="standard"
+    ),
     "server_errors": Scenario(FaultRule(server_error_rate=0.5), FaultRule(server_error_rate=1.0)),
     "dropped_connections": Scenario(FaultRule(drop_rate=0.5), FaultRule(drop_rate=1.0)),
     # Every answer is slow; first below the client's read timeout, then above it.
@@ -69,6 +74,7 @@ def test_fault_scenario(name: str, tmp_path: Path) -> None:
             state,
             keys,
             read_timeout_seconds=scenario.read_timeout,
+            retry_mode=scenario.retry_mode,
         )
         daemon = Daemon(config)
         try:

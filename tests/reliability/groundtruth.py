@@ -32,7 +32,9 @@ class Cloud:
     def __init__(self, seed: int, duration: str = "uniform:1:4") -> None:
         self.emu = ThreadedEmulator(Emulator(duration=duration, seed=seed), faults=FaultPlan(seed))
         self.emu.start()
-        self.distribution_id: str = self.emu.call(lambda: self.emu.emulator.create_distribution().id)
+        self.distribution_id: str = self.emu.call(
+            lambda: self.emu.emulator.create_distribution().id
+        )
 
     @property
     def url(self) -> str:
@@ -66,7 +68,7 @@ class Cloud:
         self.emu.call(schedule, list(zip(keys, after, strict=True)))
 
     def truth(self) -> dict[Key, dict[str, Any]]:
-        records = self.emu.call(self.emu.emulator.ground_truth)
+        records: list[dict[str, Any]] = self.emu.call(self.emu.emulator.ground_truth)
         return {Key(r["distribution_id"], r["id"]): r for r in records}
 
     def faults(self, rule: FaultRule | None) -> None:
@@ -77,7 +79,7 @@ class Cloud:
 
     def sent(self, operation: str = "GetInvalidation") -> Counter[str]:
         """What the emulator answered, by its outcome names (`/_emulator/stats`)."""
-        stats = self.emu.call(self.emu.stats.to_json)
+        stats: dict[str, Any] = self.emu.call(self.emu.stats.to_json)
         counts: dict[str, int] = stats["operations"].get(operation, {})
         return Counter({k: v for k, v in counts.items() if v})
 

@@ -42,11 +42,13 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path: Path) 
     lives: list[Daemon] = []
     windows: list[tuple[float, float]] = []
 
-    def release_seen() -> None:
+    def release_seen() -> bool:
+        """Release what the monitor has seen in progress; True once all are released."""
         seen = {t.key for t in history(state) if t.to_status == "InProgress"}
         due = [key for key in tracked if key in seen and key not in released]
         cloud.release(due, after=[rng.uniform(1.0, 4.0) for _ in due])
         released.update(due)
+        return released == set(tracked)
 
     try:
         for _ in range(KILLS):
@@ -72,8 +74,13 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path: Path) 
         lives.append(final)
         try:
             final.wait_ready()
-            wait_for(lambda: release_seen() or released == set(tracked), timeout=20)
-            wait_for(lambda: metric_value(final.metrics(), "cloudfront_invalidation_monitor_tracked") == 0, timeout=30)
+            wait_for(release_seen, timeout=20)
+            wait_for(
+                lambda: (
+                    metric_value(final.metrics(), "cloudfront_invalidation_monitor_tracked") == 0
+                ),
+                timeout=30,
+            )
             assert final.stop(signal.SIGTERM) == 0
         finally:
             final.stop(signal.SIGKILL)

@@ -99,7 +99,9 @@ def test_fault_scenario(name: str, tmp_path: Path) -> None:
             cloud.release(keys[6:], after=[0.2, 0.5])
             wait_for(lambda: readyz(daemon) == 200, timeout=30)
             wait_for(lambda: metric_value(daemon.metrics(), TRACKED) == 0, timeout=30)
-            ours = wait_for(lambda: settled_counts(cloud, daemon), timeout=10)
+            settled = wait_for(lambda: settled_counts(cloud, daemon), timeout=10)
+            assert settled is not None
+            ours = settled
             assert daemon.stop(signal.SIGTERM) == 0
         finally:
             daemon.stop(signal.SIGKILL)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from prometheus_client import generate_latest
 
 from monitor.cloudfront import open_cloudfront
@@ -17,7 +18,7 @@ from monitor.metrics import Metrics
 from monitor.poller import Poller
 from monitor.store import StateFile, Store
 from monitor.transition import Policy
-from tests.support import Moto, metric_value
+from tests.support import Moto, ScriptedCloudFront, metric_value, serve_scripted
 
 POLICY = Policy(interval_seconds=0.05, max_failures=3, stuck_after_seconds=900)
 
@@ -145,3 +146,59 @@ async def test_pair_added_by_another_process_is_picked_up(moto: Moto, rig: Rig) 
     other.close()
     await rig.until(lambda: any(i.status == "InProgress" for i in rig.poller.active()))
     assert [i.source for i in rig.poller.active()] == ["cli"]
+
+
+class SlowFor(ScriptedCloudFront):
+    """Answers one invalidation slowly and the others at once."""
+
+    def __init__(self, slow_id: str, delay: float) -> None:
+        super().__init__()
+        self.slow_id = slow_id
+        self.slow_delay = delay
+        self.slow_calls = 0
+        self.slow_answered = 0
+        self.fast_calls = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if request.match_info["inv"] == self.slow_id:
+            self.slow_calls += 1
+            await asyncio.sleep(self.slow_delay)
+            self.slow_answered += 1
+        else:
+            self.fast_calls += 1
+        return await super().handle(request)
+
+
+async def test_an_answer_arriving_while_a_batch_is_written_is_kept(tmp_path: Path) -> None:
+    slow, fast = Key("EDIST1AAAAAA", "ISLOWAAAAAAA"), Key("EDIST1AAAAAA", "IFASTAAAAAAA")
+    double = SlowFor(slow.invalidation_id, delay=0.3)
+    store = await Store.open(tmp_path / "m.db")
+    await store.add([slow, fast], "config")
+    metrics = Metrics()
+    health = Health(interval_seconds=1, tick_seconds=0.02, state_loaded=True)
+    async with serve_scripted(double) as url:
+        aws = AwsConfig(endpoint_url=url, max_attempts=1)
+        async with open_cloudfront(aws, 2, metrics) as cf:
+            poller = Poller(store, cf, metrics, health, POLICY, concurrency=2)
+            await poller.load()
+            poller.start()
+            try:
+                await poller.tick()  # both polled
+                for _ in range(100):
+                    if double.fast_calls:
+                        break
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.05)
+                assert double.slow_answered == 0  # the slow call is still out
+                await poller.tick()  # writes the fast answer meanwhile
+                for _ in range(100):  # the slow answer must be written and polled again
+                    await poller.tick()
+                    if double.slow_calls >= 2:
+                        break
+                    await asyncio.sleep(0.02)
+            finally:
+                await poller.stop()
+    await store.close()
+    assert double.slow_calls >= 2
+    rows = {inv.key: inv for inv in StateFile(tmp_path / "m.db").all()}
+    assert rows[slow].status == "InProgress"

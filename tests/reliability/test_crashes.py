@@ -16,11 +16,15 @@ from collections import Counter
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
 from monitor.invalidation import Key
 from monitor.store import StateFile
 from monitor.transition import Transition
 from tests.reliability.groundtruth import Cloud, assert_recorded_exactly_once, daemon_config
 from tests.support import Daemon, metric_value, wait_for
+
+pytestmark = pytest.mark.slow  # real daemon subprocesses
 
 KILLS = 30
 NEW_PER_ROUND = 2

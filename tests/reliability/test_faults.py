@@ -26,6 +26,8 @@ from tests.reliability.groundtruth import (
 )
 from tests.support import Daemon, http_get, metric_value, wait_for
 
+pytestmark = pytest.mark.slow  # real daemon subprocesses
+
 TRACKED = "cloudfront_invalidation_monitor_tracked"
 STARTED = "cloudfront_invalidation_transitions_total"
 PARTIAL_SECONDS = 3.0
@@ -50,7 +52,7 @@ SCENARIOS = {
     "dropped_connections": Scenario(FaultRule(drop_rate=0.5), FaultRule(drop_rate=1.0)),
     # Every answer is slow; first below the client's read timeout, then above it.
     "slow_answers": Scenario(
-        FaultRule(latency_ms=(150, 250)), FaultRule(latency_ms=(700, 800)), read_timeout=0.5
+        FaultRule(latency_ms=(150, 250)), FaultRule(latency_ms=(1000, 1100)), read_timeout=0.4
     ),
     "malformed_xml": Scenario(FaultRule(malformed_rate=0.5), FaultRule(malformed_rate=1.0)),
 }

@@ -25,6 +25,8 @@ from monitor.transition import Observation, Policy, observe
 from tests.reliability.groundtruth import Cloud, assert_recorded_exactly_once, daemon_config
 from tests.support import TEST_ENV, Daemon, metric_value, wait_for
 
+pytestmark = pytest.mark.slow  # real daemon subprocesses
+
 POLICY = Policy(interval_seconds=20, max_failures=3, stuck_after_seconds=900)
 PAGE = 4096
 UNREACHABLE = "http://127.0.0.1:9"  # never called: these daemons stop at start-up

@@ -331,7 +331,7 @@ class DaemonLock:
     def __init__(self, state_path: str | Path) -> None:
         self._state_path = state_path
         # The lock sits beside the real file: a second daemon reaching the same state file
-        # through a symlink (or `..`) must find the same lock, not a fresh one of its own.
+        # through a symlink must find the same lock, not a fresh one of its own.
         self.path = Path(f"{os.path.realpath(state_path)}.lock")
         self._file: Any = None
 

@@ -16,6 +16,7 @@ from typing import Any
 import aioboto3
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.parsers import ResponseParserError
 
 from monitor import __version__
 from monitor.config import AwsConfig
@@ -155,6 +156,13 @@ class CloudFront:
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             code = err.get("Code") or "Unknown"
             raise ApiError(code, classify(status, code), err.get("Message", "")) from None
+        except ResponseParserError as error:
+            # An answer whose XML botocore cannot parse. botocore raises this from inside
+            # the attempt, before its response-received event, and does not retry it: the
+            # attempt would go uncounted (and the poll was logged as a crash). Count it here.
+            self._metrics.api_attempt(operation, "malformed")
+            message = str(error).splitlines()[0].rstrip(":")  # drop the echoed body
+            raise ApiError("MalformedResponse", "malformed", message) from None
         except NoCredentialsError as error:
             # Raised before anything is sent: no attempt to count, and not a network fault.
             raise ApiError("NoCredentials", "client_error", str(error)) from None

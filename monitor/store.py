@@ -9,6 +9,7 @@ back to be counted and logged.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -90,25 +91,62 @@ def _row_to_invalidation(row: Sequence[Any]) -> Invalidation:
     )
 
 
+def _tables(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    names = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    ).fetchall()
+    return {
+        name: [c[0] for c in conn.execute("SELECT name FROM pragma_table_info(?)", (name,))]
+        for (name,) in names
+    }
+
+
+def _schema_tables() -> dict[str, list[str]]:
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript(_SCHEMA)
+        return _tables(conn)
+    finally:
+        conn.close()
+
+
+_TABLES = _schema_tables()
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode survives a process crash; only an OS crash may lose the
-        # last commits, which are re-observed on the next poll.
-        conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=10000")
         integrity = conn.execute("PRAGMA quick_check").fetchone()[0]
         if integrity != "ok":
             raise sqlite3.DatabaseError(f"integrity check failed: {integrity}")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(
-                f"schema version {version} is newer than this program's {SCHEMA_VERSION}"
-            )
-        conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
-        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        # Look before writing anything, journal mode included: a file that is some other
+        # program's SQLite database (or an unknown schema) is refused, never converted.
+        with _Transaction(conn):
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise sqlite3.DatabaseError(
+                    f"schema version {version} is newer than this program's {SCHEMA_VERSION}"
+                )
+            tables = _tables(conn)
+            if tables and tables != _TABLES:
+                what = (
+                    "its tables have other columns than this program's"
+                    if tables.keys() == _TABLES.keys()
+                    else f"it holds tables: {', '.join(sorted(tables))}"
+                )
+                raise sqlite3.DatabaseError(
+                    f"not a state file of this monitor ({what}); refusing to change it"
+                )
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                conn.execute(statement)
+            # In the same transaction as the tables, so no reader sees one without the other.
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a process crash; only an OS crash may lose the
+        # last commits, which are re-observed on the next poll.
+        conn.execute("PRAGMA synchronous=NORMAL")
     except BaseException:
         conn.close()
         raise
@@ -302,7 +340,10 @@ class DaemonLock:
     locking keeps their short transactions safe beside the daemon."""
 
     def __init__(self, state_path: str | Path) -> None:
-        self.path = Path(f"{state_path}.lock")
+        self._state_path = state_path
+        # The lock sits beside the real file: a second daemon reaching the same state file
+        # through a symlink must find the same lock, not a fresh one of its own.
+        self.path = Path(f"{os.path.realpath(state_path)}.lock")
         self._file: Any = None
 
     def acquire(self) -> None:
@@ -318,7 +359,7 @@ class DaemonLock:
         except OSError:
             handle.close()
             raise StoreError(
-                f"state file {str(self.path)[:-5]} is in use by another daemon"
+                f"state file {self._state_path} is in use by another daemon"
                 f" (lock {self.path} is held)"
             ) from None
         self._file = handle

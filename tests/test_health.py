@@ -34,19 +34,25 @@ def test_never_succeeded_and_failing_is_degraded() -> None:
     assert not health.ready(100.0)[0]
 
 
-def test_spaced_out_failures_keep_it_degraded() -> None:
-    # Retries make failures arrive further apart than one interval during an outage.
-    health = ready_health()
-    health.record(True, 100.0)
-    health.record(False, 150.0)
-    assert not health.ready(200.0)[0]
-
-
-def test_nothing_left_to_poll_is_ready_whatever_failed_last() -> None:
+def test_old_failures_do_not_keep_it_degraded_when_nothing_is_left_to_poll() -> None:
     health = ready_health()
     health.record(False, 100.0)
-    health.idle = True
+    assert not health.ready(200.0)[0]
+    health.idle = True  # the last tracked invalidation completed or was given up on
     assert health.ready(200.0)[0]
+
+
+def test_failures_further_apart_than_the_interval_stay_degraded() -> None:
+    # One tracked invalidation, API down: each poll fails only after botocore's retries,
+    # so consecutive failures are an interval plus the retry time apart.
+    health = ready_health()
+    health.record(True, 0.0)
+    for failed_at in (30.0, 56.0, 82.0):
+        health.record(False, failed_at)
+        for now in (failed_at, failed_at + 10, failed_at + 25):
+            assert not health.ready(now)[0], now
+    health.record(True, 90.0)
+    assert health.ready(90.0)[0]
 
 
 def test_alive_until_the_scheduler_stalls() -> None:

@@ -4,7 +4,6 @@ run both the real AWS CLI and our command against it in the same isolated enviro
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -14,6 +13,8 @@ from pathlib import Path
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+
+from tests.support import distribution_config, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PATHS = ["/index.html", "/img/*"]
@@ -34,40 +35,9 @@ class Result:
     rc: int
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _distribution_config() -> dict[str, object]:
-    return {
-        "CallerReference": "awscompat-tests",
-        "Origins": {
-            "Quantity": 1,
-            "Items": [
-                {
-                    "Id": "origin1",
-                    "DomainName": "example-bucket.s3.amazonaws.com",
-                    "S3OriginConfig": {"OriginAccessIdentity": ""},
-                }
-            ],
-        },
-        "DefaultCacheBehavior": {
-            "TargetOriginId": "origin1",
-            "ViewerProtocolPolicy": "allow-all",
-            "MinTTL": 0,
-            "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
-        },
-        "Comment": "awscompat",
-        "Enabled": True,
-    }
-
-
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
@@ -79,7 +49,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
-        dist = client.create_distribution(DistributionConfig=_distribution_config())
+        dist = client.create_distribution(DistributionConfig=distribution_config("awscompat-tests"))
         dist_id = dist["Distribution"]["Id"]
         inv = client.create_invalidation(
             DistributionId=dist_id,

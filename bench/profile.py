@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracked", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=20.0, help="profiled run time")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument(
+        "--no-batch", action="store_true", help="GetInvalidation only, as the throughput bench"
+    )
     args = parser.parse_args(argv)
     dists = math.ceil(args.tracked / throughput.PER_DISTRIBUTION)
     with procs.emulator(dists, "fixed:86400") as emu, tempfile.TemporaryDirectory() as tmp:
@@ -50,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
             Path(tmp) / "bench.yaml",
             aws={"endpoint_url": emu.url, "max_requests_per_second": 100_000},
             state={"path": str(Path(tmp) / "state.db")},
-            poll={"interval_seconds": throughput.INTERVAL, "concurrency": 50},
+            poll={
+                "interval_seconds": throughput.INTERVAL,
+                "concurrency": 50,
+                "batch": not args.no_batch,
+            },
             http={"listen": f"127.0.0.1:{free_port()}"},
             log={"format": "json", "level": "warning"},
         )

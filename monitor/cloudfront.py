@@ -8,8 +8,9 @@ attempt (retries included) by outcome.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -72,18 +73,21 @@ class CloudFront:
         events.register_first("response-received.cloudfront", self._count_attempt)
         events.register_first("before-send.cloudfront", self._pace)
 
-    async def _pace(self, **_: Any) -> None:
-        # Runs before every HTTP attempt, botocore's retries included. Must return None:
-        # a before-send handler's return value would replace the HTTP response.
-        await self._ceiling.acquire()
+    def _pace(self, **_: Any) -> Awaitable[None] | None:
+        # Runs before every HTTP attempt, botocore's retries included. aiobotocore awaits
+        # what a handler returns, and a before-send handler's (awaited) value would replace
+        # the HTTP response: so None, or a sleep that yields None. A plain function rather
+        # than a coroutine because the common case, no wait, then costs no coroutine.
+        wait = self._ceiling.reserve()
+        return asyncio.sleep(wait) if wait > 0 else None
 
     def _count_attempt(self, event_name: str, **kwargs: Any) -> None:
         operation = event_name.rsplit(".", 1)[-1]
         response = kwargs.get("response_dict")
-        parsed = kwargs.get("parsed_response") or {}
         if kwargs.get("exception") is not None or response is None:
             outcome = "network_error"
         else:
+            parsed = kwargs.get("parsed_response") or {}
             outcome = classify(response.get("status_code"), parsed.get("Error", {}).get("Code"))
         self._metrics.api_attempt(operation, outcome)
 
@@ -183,6 +187,7 @@ def _observation(body: Any, observed_at: float) -> Observation:
     return Observation(status=status, create_time=create_time, observed_at=observed_at)
 
 
+@functools.cache
 def _snake(operation: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
 

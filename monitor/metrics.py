@@ -129,6 +129,8 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        self._attempts: dict[tuple[str, str], Counter] = {}
+        self._durations: dict[str, Histogram] = {}
         self.transitions = Counter(
             "cloudfront_invalidation_transitions",
             "Recorded invalidation state transitions, by the status entered",
@@ -190,12 +192,21 @@ class Metrics:
             self.duration.labels(t.key.distribution_id).observe(t.latency_seconds)
 
     def api_attempt(self, operation: str, outcome: str) -> None:
-        self.api_requests.labels(operation, outcome).inc()
+        # Once per HTTP attempt: the labelled child is looked up once, not on every call.
+        child = self._attempts.get((operation, outcome))
+        if child is None:
+            child = self._attempts[operation, outcome] = self.api_requests.labels(
+                operation, outcome
+            )
+        child.inc()
         if outcome == "ok":
             self.last_success.set(time.time())
 
     def api_duration(self, operation: str, seconds: float) -> None:
-        self.api_seconds.labels(operation).observe(seconds)
+        child = self._durations.get(operation)
+        if child is None:
+            child = self._durations[operation] = self.api_seconds.labels(operation)
+        child.observe(seconds)
 
 
 def exported_metric_names() -> set[str]:

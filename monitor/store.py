@@ -220,35 +220,19 @@ class StateFile:
         return [row[0] for row in rows][::-1]
 
     def apply(self, outcomes: Sequence[Outcome]) -> Applied:
-        updated: set[Key] = set()
         recorded: list[Transition] = []
+        rows = [_state_row(outcome.invalidation) for outcome in outcomes]
         with self._transaction():
+            # One executemany keeps the per-poll write in C: at hundreds of polls a second
+            # this thread would otherwise hold the GIL the event loop needs.
+            cursor = self._conn.executemany(_UPDATE_STATE, rows)
+            if cursor.rowcount == len(rows):
+                updated = {outcome.invalidation.key for outcome in outcomes}
+            else:  # some were untracked while their call was in flight
+                updated = self._tracked({outcome.invalidation.key for outcome in outcomes})
             for outcome in outcomes:
-                inv = outcome.invalidation
-                cursor = self._conn.execute(
-                    "UPDATE invalidations SET status = ?, create_time = ?, first_seen = ?,"
-                    " last_polled = ?, completed_at = ?, failures = ?, last_error = ?,"
-                    " gave_up = ?, stuck = ?, next_poll_at = ?"
-                    " WHERE distribution_id = ? AND invalidation_id = ?",
-                    (
-                        inv.status,
-                        inv.create_time,
-                        inv.first_seen,
-                        inv.last_polled,
-                        inv.completed_at,
-                        inv.failures,
-                        inv.last_error,
-                        int(inv.gave_up),
-                        int(inv.stuck),
-                        inv.next_poll_at,
-                        *inv.key,
-                    ),
-                )
-                if not cursor.rowcount:
-                    continue  # untracked while the call was in flight
-                updated.add(inv.key)
                 t = outcome.transition
-                if t is None:
+                if t is None or t.key not in updated:
                     continue
                 cursor = self._conn.execute(
                     "INSERT OR IGNORE INTO transitions (distribution_id, invalidation_id,"
@@ -267,6 +251,16 @@ class StateFile:
                     recorded.append(t)
         return Applied(frozenset(updated), tuple(recorded))
 
+    def _tracked(self, keys: set[Key]) -> set[Key]:
+        return {
+            key
+            for key in keys
+            if self._conn.execute(
+                "SELECT 1 FROM invalidations WHERE distribution_id = ? AND invalidation_id = ?",
+                key,
+            ).fetchone()
+        }
+
     def data_version(self) -> int:
         """Changes whenever *another* connection commits (the CLI adding a pair, say)."""
         value: int = self._conn.execute("PRAGMA data_version").fetchone()[0]
@@ -274,6 +268,30 @@ class StateFile:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._conn)
+
+
+_UPDATE_STATE = (
+    "UPDATE invalidations SET status = ?, create_time = ?, first_seen = ?,"
+    " last_polled = ?, completed_at = ?, failures = ?, last_error = ?,"
+    " gave_up = ?, stuck = ?, next_poll_at = ?"
+    " WHERE distribution_id = ? AND invalidation_id = ?"
+)
+
+
+def _state_row(inv: Invalidation) -> tuple[object, ...]:
+    return (
+        inv.status,
+        inv.create_time,
+        inv.first_seen,
+        inv.last_polled,
+        inv.completed_at,
+        inv.failures,
+        inv.last_error,
+        int(inv.gave_up),
+        int(inv.stuck),
+        inv.next_poll_at,
+        *inv.key,
+    )
 
 
 class _Transaction:

@@ -116,3 +116,27 @@ def test_success_resets_consecutive_failures() -> None:
     assert state.failures == 0
     out = fail(state, "AccessDenied", permanent=True, now=1003.0, policy=POLICY)
     assert not out.gave_up
+
+
+def test_observation_carries_every_other_field_over() -> None:
+    # observe() builds the new state field by field (for speed): a field added to
+    # Invalidation and forgotten there would silently fall back to its default.
+    current = Invalidation(
+        key=KEY,
+        source="discovered",
+        status=IN_PROGRESS,
+        create_time=1000.0,
+        first_seen=1001.0,
+        last_polled=1002.0,
+        completed_at=None,
+        failures=2,
+        last_error="AccessDenied",
+        gave_up=False,
+        stuck=True,
+        next_poll_at=1003.0,
+    )
+    out = observe(current, seen("InProgress", 1010.0), POLICY)
+    expected = replace(
+        current, last_polled=1010.0, failures=0, last_error=None, next_poll_at=1030.0
+    )
+    assert out.invalidation == expected

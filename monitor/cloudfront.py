@@ -11,24 +11,24 @@ import asyncio
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-import aioboto3
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.parsers import ResponseParserError
 
 from monitor import __version__
-from monitor.config import AwsConfig
-from monitor.invalidation import Key
+from monitor.config import AccountConfig, AwsConfig, Config
+from monitor.credentials import session_for
+from monitor.invalidation import DEFAULT_ACCOUNT, Key
 from monitor.metrics import Metrics
 from monitor.ratelimit import TokenBucket
 from monitor.transition import Observation
 
 # EntityNotFound: CloudFront's answer for an unknown distribution tenant.
 PERMANENT_CODES = frozenset(
-    {"NoSuchInvalidation", "NoSuchDistribution", "EntityNotFound", "AccessDenied"}
+    {"NoSuchInvalidation", "NoSuchDistribution", "EntityNotFound", "AccessDenied", "UnknownAccount"}
 )
 THROTTLING_CODES = frozenset(
     {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
@@ -61,14 +61,23 @@ def classify(status_code: int | None, code: str | None) -> str:
 
 
 class CloudFront:
+    """One account's client."""
+
     def __init__(
-        self, client: Any, metrics: Metrics, concurrency: int, ceiling: TokenBucket
+        self,
+        client: Any,
+        metrics: Metrics,
+        slots: asyncio.Semaphore,
+        ceiling: TokenBucket,
+        account: str = DEFAULT_ACCOUNT,
     ) -> None:
         self._client = client
         self._metrics = metrics
-        # Bounds every API call the daemon makes, whoever makes it.
-        self._slots = asyncio.Semaphore(concurrency)
+        # Bounds every API call the daemon makes, whoever makes it, in whichever account.
+        self._slots = slots
         self._ceiling = ceiling
+        self.account = account
+        metrics.rate_limit.labels(account).set_function(ceiling.rate)
         events = client.meta.events
         events.register_first("response-received.cloudfront", self._count_attempt)
         events.register_first("before-send.cloudfront", self._pace)
@@ -89,7 +98,9 @@ class CloudFront:
         else:
             parsed = kwargs.get("parsed_response") or {}
             outcome = classify(response.get("status_code"), parsed.get("Error", {}).get("Code"))
-        self._metrics.api_attempt(operation, outcome)
+            if outcome == "throttled":
+                self._ceiling.throttled()
+        self._metrics.api_attempt(self.account, operation, outcome)
 
     async def get_invalidation(self, key: Key) -> Observation:
         if key.tenant:
@@ -164,7 +175,7 @@ class CloudFront:
             # An answer whose XML botocore cannot parse. botocore raises this from inside
             # the attempt, before its response-received event, and does not retry it: the
             # attempt would go uncounted (and the poll was logged as a crash). Count it here.
-            self._metrics.api_attempt(operation, "malformed")
+            self._metrics.api_attempt(self.account, operation, "malformed")
             message = str(error).splitlines()[0].rstrip(":")  # drop the echoed body
             raise ApiError("MalformedResponse", "malformed", message) from None
         except NoCredentialsError as error:
@@ -173,7 +184,7 @@ class CloudFront:
         except (TimeoutError, BotoCoreError, OSError) as error:
             raise ApiError(type(error).__name__, "network_error", str(error)) from None
         finally:
-            self._metrics.api_duration(operation, time.perf_counter() - started)
+            self._metrics.api_duration(self.account, operation, time.perf_counter() - started)
         return answer
 
 
@@ -204,13 +215,38 @@ def client_config(aws: AwsConfig, concurrency: int) -> AioConfig:
 
 @asynccontextmanager
 async def open_cloudfront(
-    aws: AwsConfig, concurrency: int, metrics: Metrics
+    aws: AwsConfig,
+    concurrency: int,
+    metrics: Metrics,
+    account: AccountConfig | None = None,
+    slots: asyncio.Semaphore | None = None,
 ) -> AsyncIterator[CloudFront]:
-    session = aioboto3.Session(profile_name=aws.profile)
-    async with session.client(
+    """A client for one account (by default the one aws.profile reaches)."""
+    account = account or AccountConfig(name=DEFAULT_ACCOUNT)
+    ceiling = account.max_requests_per_second or aws.max_requests_per_second
+    async with session_for(aws, account).client(
         "cloudfront",
         region_name=aws.region,
         endpoint_url=aws.endpoint_url,
         config=client_config(aws, concurrency),
     ) as client:
-        yield CloudFront(client, metrics, concurrency, TokenBucket(aws.max_requests_per_second))
+        yield CloudFront(
+            client,
+            metrics,
+            slots or asyncio.Semaphore(concurrency),
+            TokenBucket(ceiling),
+            account.name,
+        )
+
+
+@asynccontextmanager
+async def open_accounts(config: Config, metrics: Metrics) -> AsyncIterator[dict[str, CloudFront]]:
+    """One client per configured account, all sharing the poll concurrency bound."""
+    slots = asyncio.Semaphore(config.poll.concurrency)
+    async with AsyncExitStack() as stack:
+        yield {
+            account.name: await stack.enter_async_context(
+                open_cloudfront(config.aws, config.poll.concurrency, metrics, account, slots)
+            )
+            for account in config.account_list()
+        }

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.invalidation import Key
+from monitor.invalidation import DEFAULT_ACCOUNT, Key
 
 EX_CONFIG = 78
 
@@ -88,6 +88,9 @@ class _Section(BaseModel):
 
 class AwsConfig(_Section):
     endpoint_url: Annotated[str, AfterValidator(_endpoint)] | None = None
+    # Where accounts' roles are assumed: STS's default endpoint unless given (a VPC
+    # endpoint, say, or a local test double).
+    sts_endpoint_url: Annotated[str, AfterValidator(_endpoint)] | None = None
     profile: str | None = None
     # CloudFront is global; requests are signed for us-east-1 whatever the caller's region.
     region: str = "us-east-1"
@@ -172,6 +175,53 @@ def _discover_shorthand(value: Any) -> Any:
     return {"distributions": value} if isinstance(value, str | list) else value
 
 
+Discover = Annotated[DiscoverConfig | None, BeforeValidator(_discover_shorthand)]
+
+_ACCOUNT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
+
+
+def _account_name(value: str) -> str:
+    if not _ACCOUNT_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not an account name (lower-case letters, digits, - and _)")
+    return value
+
+
+def _role_arn(value: str) -> str:
+    if not _ROLE_ARN.fullmatch(value):
+        raise ValueError(f"{value!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)")
+    return value
+
+
+AccountName = Annotated[str, AfterValidator(_account_name)]
+
+
+class AccountConfig(_Section):
+    """One AWS account: its credentials, its own request ceiling, what to watch in it."""
+
+    # The value of the `account` label on metrics, and the `account` of its tracked pairs.
+    name: AccountName
+    # Credentials: this profile, or aws.profile, or the default chain. With role_arn they
+    # are only the source: the role is assumed from them and refreshed before it expires.
+    profile: str | None = None
+    role_arn: Annotated[str, AfterValidator(_role_arn)] | None = None
+    external_id: str | None = Field(default=None, min_length=2, max_length=1224)
+    role_session_name: str = Field(
+        default="cloudfront-invalidation-monitor", pattern=r"^[\w+=,.@-]{2,64}$"
+    )
+    # CloudFront's limits are per account, so is the ceiling; aws.max_requests_per_second
+    # unless given.
+    max_requests_per_second: float | None = Field(default=None, gt=0, le=100_000)
+    track: list[TrackedPair] = []
+    discover: Discover = None
+
+    @model_validator(mode="after")
+    def _external_id_needs_role(self) -> AccountConfig:
+        if self.external_id is not None and self.role_arn is None:
+            raise ValueError("external_id is only used with role_arn")
+        return self
+
+
 class Config(_Section):
     aws: AwsConfig = AwsConfig()
     state: StateConfig = StateConfig()
@@ -179,8 +229,41 @@ class Config(_Section):
     stuck_after_seconds: float = Field(default=900.0, gt=0)
     http: HttpConfig = HttpConfig()
     log: LogConfig = LogConfig()
+    # Without `accounts`, these belong to the one account aws.profile (or the default
+    # credential chain) reaches, named "default".
     track: list[TrackedPair] = []
-    discover: Annotated[DiscoverConfig | None, BeforeValidator(_discover_shorthand)] = None
+    discover: Discover = None
+    accounts: list[AccountConfig] = []
+
+    @model_validator(mode="after")
+    def _accounts(self) -> Config:
+        if not self.accounts:
+            return self
+        if self.track or self.discover is not None:
+            what = "track" if self.track else "discover"
+            raise ValueError(f"with accounts, give {what} under each account, not at the top level")
+        owner: dict[Key, str] = {}
+        names: set[str] = set()
+        for account in self.accounts:
+            if account.name in names:
+                raise ValueError(f"account {account.name!r} is listed twice")
+            names.add(account.name)
+            for pair in account.track:
+                if (other := owner.setdefault(pair.key, account.name)) != account.name:
+                    raise ValueError(
+                        f"{pair.key.distribution_id}/{pair.key.invalidation_id} is tracked"
+                        f" under accounts {other!r} and {account.name!r}"
+                    )
+        return self
+
+    def account_list(self) -> list[AccountConfig]:
+        """Every account the daemon polls; the implicit one when none is configured."""
+        if self.accounts:
+            return list(self.accounts)
+        return [AccountConfig(name=DEFAULT_ACCOUNT, track=self.track, discover=self.discover)]
+
+    def ceiling(self, account: AccountConfig) -> float:
+        return account.max_requests_per_second or self.aws.max_requests_per_second
 
 
 def _describe(error: ValidationError) -> str:

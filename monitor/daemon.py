@@ -17,11 +17,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from botocore.exceptions import BotoCoreError
 
 from monitor import __version__, logs, reload
-from monitor.cloudfront import open_cloudfront
+from monitor.cloudfront import open_accounts
 from monitor.config import EX_CONFIG, Config, ConfigError, load_config
 from monitor.discovery import Discovery
 from monitor.endpoint import Endpoint
 from monitor.health import Health
+from monitor.invalidation import Key
 from monitor.metrics import Metrics
 from monitor.notify import Notifier
 from monitor.poller import Poller
@@ -120,17 +121,15 @@ class Service:
         except StoreError as error:
             raise StartupError(str(error)) from None
         stack.push_async_callback(store.close)
-        for key in await store.add((p.key for p in config.track), source="config"):
-            self._log.info("invalidation_tracked", **key._asdict(), source="config")
+        for name, key in await _track_configured(store, config):
+            self._log.info("invalidation_tracked", **key._asdict(), source="config", account=name)
         try:
-            cloudfront = await stack.enter_async_context(
-                open_cloudfront(config.aws, config.poll.concurrency, self.metrics)
-            )
+            clients = await stack.enter_async_context(open_accounts(config, self.metrics))
         except BotoCoreError as error:  # an unknown profile, say
             raise ConfigError(f"aws: {error}") from None
         self._poller = poller = Poller(
             store,
-            cloudfront,
+            clients,
             self.metrics,
             self.health,
             await policy_for(config, store),
@@ -158,13 +157,15 @@ class Service:
             misfire_grace_time=None,
             next_run_time=datetime.now(UTC),
         )
-        if config.discover is not None:
-            discovery = Discovery(cloudfront, store, poller, config.discover)
+        for account in config.account_list():
+            if account.discover is None:
+                continue
+            discovery = Discovery(clients[account.name], store, poller, account.discover)
             scheduler.add_job(
                 discovery.scan,
                 "interval",
-                seconds=config.discover.interval_seconds,
-                id="discover",
+                seconds=account.discover.interval_seconds,
+                id=f"discover-{account.name}",
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=None,
@@ -191,6 +192,7 @@ class Service:
             tracked=sum(1 for _ in poller.active()),
             listen=f"{host}:{endpoint.port}",
             endpoint_url=config.aws.endpoint_url or "default",
+            accounts=sorted(clients),
             state=str(config.state.file),
             interval_seconds=config.poll.interval_seconds,
             concurrency=config.poll.concurrency,
@@ -231,7 +233,7 @@ class Service:
             if tick != self._tick and self._scheduler is not None:
                 self._scheduler.reschedule_job("tick", trigger="interval", seconds=tick)
                 self._tick = self.health.tick_seconds = tick
-            await self._store.add((p.key for p in config.track), source="config")
+            await _track_configured(self._store, config)
             await self._poller.load(announce=True)
             self.config = config
             self.notifier.ready(self._status())
@@ -240,6 +242,15 @@ class Service:
                 tracked=sum(1 for _ in self._poller.active()),
                 needs_restart=list(result.needs_restart),
             )
+
+
+async def _track_configured(store: Store, config: Config) -> list[tuple[str, Key]]:
+    """Every pair the config lists, under its account; returns the newly tracked ones."""
+    added: list[tuple[str, Key]] = []
+    for account in config.account_list():
+        keys = await store.add((p.key for p in account.track), "config", account.name)
+        added.extend((account.name, key) for key in keys)
+    return added
 
 
 async def _run(config: Config, config_path: str) -> None:

@@ -47,7 +47,8 @@ class Discovery:
         listings = await asyncio.gather(*(self._list(d) for d in await self._distributions()))
         seen = [item for listing in listings for item in listing]
         candidates = [key for key, obs in seen if normalize_status(obs.status) == IN_PROGRESS]
-        added = await self._store.add(candidates, "discovered") if candidates else []
+        account = self._cloudfront.account
+        added = await self._store.add(candidates, "discovered", account) if candidates else []
         if added:
             await self._poller.load(announce=True)
         self._poller.offer(seen)

@@ -16,6 +16,7 @@ def normalize_status(raw: str) -> str:
 
 
 TENANT_PREFIX = "dt_"
+DEFAULT_ACCOUNT = "default"  # the one account of a config without `accounts`
 
 
 class Key(NamedTuple):
@@ -43,6 +44,9 @@ class Invalidation:
     gave_up: bool = False  # too many permanent errors: no longer polled
     stuck: bool = False  # crossed stuck_after_seconds (logged once)
     next_poll_at: float = 0.0
+    # The configured AWS account whose credentials poll it. Not part of the key:
+    # CloudFront IDs are unique across accounts.
+    account: str = DEFAULT_ACCOUNT
 
     @property
     def active(self) -> bool:

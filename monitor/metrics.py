@@ -44,6 +44,7 @@ DURATION_BUCKETS = (
 API_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 StateSource = Callable[[], Iterable[Invalidation]]
+Scope = tuple[str, str]  # (account, distribution_id)
 
 # `_created` series double the output and no alert or dashboard of ours reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -58,38 +59,36 @@ class _StateCollector(Collector):
         self._ready = ready
         # Distributions keep a 0 series after their last invalidation completes, so
         # dashboards show a drop to zero rather than a gap.
-        self._seen: set[str] = set()
+        self._seen: set[Scope] = set()
 
     def collect(self) -> Iterator[Metric]:
         now = time.time()
         threshold = self._stuck_after()
-        in_progress: dict[str, float] = defaultdict(float)
-        oldest: dict[str, float] = defaultdict(float)
-        stuck: dict[str, float] = defaultdict(float)
+        in_progress: dict[Scope, float] = defaultdict(float)
+        oldest: dict[Scope, float] = defaultdict(float)
+        stuck: dict[Scope, float] = defaultdict(float)
         ages = GaugeMetricFamily(
             "cloudfront_invalidation_in_progress_age_seconds",
             "Age of each in-progress invalidation (present only while it is in progress)",
-            labels=["distribution_id", "invalidation_id"],
+            labels=["account", "distribution_id", "invalidation_id"],
         )
         tracked = 0
         for inv in self._source():
             tracked += 1
-            dist = inv.key.distribution_id
-            self._seen.add(dist)
+            scope = (inv.account, inv.key.distribution_id)
+            self._seen.add(scope)
             age = inv.age(now)
             if not inv.in_progress or age is None:
                 continue
-            in_progress[dist] += 1
-            oldest[dist] = max(oldest[dist], age)
-            stuck[dist] += age > threshold
-            ages.add_metric(list(inv.key), age)
+            in_progress[scope] += 1
+            oldest[scope] = max(oldest[scope], age)
+            stuck[scope] += age > threshold
+            ages.add_metric([inv.account, *inv.key], age)
 
-        def per_distribution(
-            name: str, doc: str, values: dict[str, int] | dict[str, float]
-        ) -> Metric:
-            family = GaugeMetricFamily(name, doc, labels=["distribution_id"])
-            for dist in sorted(self._seen):
-                family.add_metric([dist], values.get(dist, 0))
+        def per_distribution(name: str, doc: str, values: dict[Scope, float]) -> Metric:
+            family = GaugeMetricFamily(name, doc, labels=["account", "distribution_id"])
+            for scope in sorted(self._seen):
+                family.add_metric(list(scope), values.get(scope, 0))
             return family
 
         yield per_distribution(
@@ -129,31 +128,31 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self._attempts: dict[tuple[str, str], Counter] = {}
-        self._durations: dict[str, Histogram] = {}
+        self._attempts: dict[tuple[str, str, str], Counter] = {}
+        self._durations: dict[tuple[str, str], Histogram] = {}
         self.transitions = Counter(
             "cloudfront_invalidation_transitions",
             "Recorded invalidation state transitions, by the status entered",
-            ["distribution_id", "status"],
+            ["account", "distribution_id", "status"],
             registry=r,
         )
         self.duration = Histogram(
             "cloudfront_invalidation_duration_seconds",
             "CreateTime to the first observation of Completed",
-            ["distribution_id"],
+            ["account", "distribution_id"],
             buckets=DURATION_BUCKETS,
             registry=r,
         )
         self.api_requests = Counter(
             "cloudfront_invalidation_monitor_api_requests",
             "CloudFront API HTTP attempts (retries included), by outcome",
-            ["operation", "outcome"],
+            ["account", "operation", "outcome"],
             registry=r,
         )
         self.api_seconds = Histogram(
             "cloudfront_invalidation_monitor_api_request_duration_seconds",
             "CloudFront API call duration, retries included",
-            ["operation"],
+            ["account", "operation"],
             buckets=API_BUCKETS,
             registry=r,
         )
@@ -165,13 +164,20 @@ class Metrics:
         self.poll_failures = Counter(
             "cloudfront_invalidation_monitor_poll_failures",
             "Polls that got no usable answer after botocore's retries, by error code",
-            ["code"],
+            ["account", "code"],
             registry=r,
         )
         self.failed = Counter(
             "cloudfront_invalidation_monitor_failed",
             "Tracked invalidations given up on after repeated permanent API errors",
-            ["distribution_id", "code"],
+            ["account", "distribution_id", "code"],
+            registry=r,
+        )
+        self.rate_limit = Gauge(
+            "cloudfront_invalidation_monitor_api_request_rate_limit",
+            "Requests per second the daemon currently allows itself: the account's ceiling,"
+            " lowered while CloudFront answers Throttling",
+            ["account"],
             registry=r,
         )
         Gauge(
@@ -186,26 +192,28 @@ class Metrics:
     ) -> None:
         self.registry.register(_StateCollector(source, stuck_after, ready))
 
-    def transition(self, t: Transition) -> None:
-        self.transitions.labels(t.key.distribution_id, t.to_status).inc()
+    def transition(self, t: Transition, account: str) -> None:
+        self.transitions.labels(account, t.key.distribution_id, t.to_status).inc()
         if t.latency_seconds is not None:
-            self.duration.labels(t.key.distribution_id).observe(t.latency_seconds)
+            self.duration.labels(account, t.key.distribution_id).observe(t.latency_seconds)
 
-    def api_attempt(self, operation: str, outcome: str) -> None:
+    def api_attempt(self, account: str, operation: str, outcome: str) -> None:
         # Once per HTTP attempt: the labelled child is looked up once, not on every call.
-        child = self._attempts.get((operation, outcome))
+        child = self._attempts.get((account, operation, outcome))
         if child is None:
-            child = self._attempts[operation, outcome] = self.api_requests.labels(
-                operation, outcome
+            child = self._attempts[account, operation, outcome] = self.api_requests.labels(
+                account, operation, outcome
             )
         child.inc()
         if outcome == "ok":
             self.last_success.set(time.time())
 
-    def api_duration(self, operation: str, seconds: float) -> None:
-        child = self._durations.get(operation)
+    def api_duration(self, account: str, operation: str, seconds: float) -> None:
+        child = self._durations.get((account, operation))
         if child is None:
-            child = self._durations[operation] = self.api_seconds.labels(operation)
+            child = self._durations[account, operation] = self.api_seconds.labels(
+                account, operation
+            )
         child.observe(seconds)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from monitor import transition
@@ -31,7 +31,7 @@ class Poller:
     def __init__(
         self,
         store: Store,
-        cloudfront: CloudFront,
+        clients: Mapping[str, CloudFront],
         metrics: Metrics,
         health: Health,
         policy: Policy,
@@ -39,7 +39,7 @@ class Poller:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
-        self._cloudfront = cloudfront
+        self._clients = clients  # by account name
         self._metrics = metrics
         self._health = health
         self.policy = policy
@@ -49,7 +49,7 @@ class Poller:
         self._in_flight: set[Key] = set()
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._pending: list[Outcome] = []
-        self._listed_at: dict[str, float] = {}  # distribution -> last batched refresh
+        self._listed_at: dict[Scope, float] = {}  # last batched refresh
         self._workers: list[asyncio.Task[None]] = []
         self._log = get_logger()
 
@@ -61,7 +61,8 @@ class Poller:
         fresh = {inv.key: inv for inv in await self._store.active()}
         if announce:
             for key in fresh.keys() - self._active.keys():
-                self._log.info("invalidation_tracked", **_ids(key), source=fresh[key].source)
+                inv = fresh[key]
+                self._log.info("invalidation_tracked", **_ids(key, inv.account), source=inv.source)
             for key in self._active.keys() - fresh.keys():
                 self._log.info("invalidation_untracked", **_ids(key))
         # Rows the store holds are at least as new as ours: every write goes through it.
@@ -88,35 +89,34 @@ class Poller:
         if await self._store.changed_elsewhere():
             await self.load(announce=True)
         self._health.idle = not self._active
-        idle: dict[str, list[Key]] = defaultdict(list)  # not in flight, by distribution
-        due: dict[str, list[Key]] = defaultdict(list)
-        earliest: dict[str, float] = {}  # the longest-waiting due pair's due time
+        idle: dict[Scope, list[Key]] = defaultdict(list)  # not in flight, by distribution
+        due: dict[Scope, list[Key]] = defaultdict(list)
+        earliest: dict[Scope, float] = {}  # the longest-waiting due pair's due time
         for key, inv in self._active.items():
             if key not in self._in_flight:
-                idle[key.distribution_id].append(key)
+                scope = (inv.account, key.distribution_id)
+                idle[scope].append(key)
                 if inv.next_poll_at <= now:
-                    due[key.distribution_id].append(key)
-                    earliest[key.distribution_id] = min(
-                        inv.next_poll_at, earliest.get(key.distribution_id, now)
-                    )
+                    due[scope].append(key)
+                    earliest[scope] = min(inv.next_poll_at, earliest.get(scope, now))
         wait = self.policy.min_interval
-        for distribution_id, keys in due.items():
-            siblings = idle[distribution_id]
+        for scope, keys in due.items():
+            siblings = idle[scope]
             if self.policy.batch and len(siblings) > 1:
                 # One listing answers for all of a distribution's invalidations, so it is
                 # worth waiting until a quarter of them are due, as long as none waits
                 # more than min_interval past its time; and a burst of new ones gets one
                 # listing per min_interval, not one each.
-                overdue = now - earliest[distribution_id] >= wait
+                overdue = now - earliest[scope] >= wait
                 if 4 * len(keys) < len(siblings) and not overdue:
                     continue
-                if now - self._listed_at.get(distribution_id, 0.0) < wait:
+                if now - self._listed_at.get(scope, 0.0) < wait:
                     continue
-                self._listed_at[distribution_id] = now
+                self._listed_at[scope] = now
                 # One ListInvalidations answers for every tracked invalidation of the
                 # distribution; refreshing siblings not yet due costs nothing and aligns them.
                 self._in_flight.update(siblings)
-                self._queue.put_nowait(Refresh(distribution_id, tuple(siblings)))
+                self._queue.put_nowait(Refresh(*scope, tuple(siblings)))
             else:
                 self._in_flight.update(keys)
                 for key in keys:
@@ -151,7 +151,7 @@ class Poller:
 
     async def _poll(self, inv: Invalidation) -> Outcome:
         try:
-            seen = await self._cloudfront.get_invalidation(inv.key)
+            seen = await self._client(inv.account).get_invalidation(inv.key)
         except Exception as error:
             return self._failed(inv, error)
         self._health.record(True, seen.observed_at)
@@ -169,7 +169,8 @@ class Poller:
             self._in_flight.discard(key)
         outcomes: list[Outcome] = []
         try:
-            pages = self._cloudfront.invalidation_pages(job.distribution_id, len(wanted) - 1)
+            client = self._client(job.account)
+            pages = client.invalidation_pages(job.distribution_id, len(wanted) - 1)
             async for page in pages:
                 for key, seen in page:
                     if (inv := wanted.pop(key, None)) is not None:
@@ -195,6 +196,12 @@ class Poller:
             outcomes.append(await self._poll(inv))
         return outcomes
 
+    def _client(self, account: str) -> CloudFront:
+        client = self._clients.get(account)
+        if client is None:  # tracked under an account the config no longer names
+            raise ApiError("UnknownAccount", "client_error", f"no account {account!r} configured")
+        return client
+
     def _failed(self, inv: Invalidation, error: Exception) -> Outcome:
         now = self._clock()
         self._health.record(False, now)
@@ -202,7 +209,7 @@ class Poller:
             code, permanent = error.code, error.permanent
             self._log.warning(
                 "poll_failed",
-                **_ids(inv.key),
+                **_ids(inv.key, inv.account),
                 error_code=code,
                 outcome=error.outcome,
                 permanent=permanent,
@@ -210,8 +217,10 @@ class Poller:
             )
         else:  # an answer botocore could not make sense of, say: never fatal
             code, permanent = type(error).__name__, False
-            self._log.error("poll_failed", **_ids(inv.key), error_code=code, message=str(error))
-        self._metrics.poll_failures.labels(code).inc()
+            self._log.error(
+                "poll_failed", **_ids(inv.key, inv.account), error_code=code, message=str(error)
+            )
+        self._metrics.poll_failures.labels(inv.account, code).inc()
         return transition.fail(inv, code, permanent=permanent, now=now, policy=self.policy)
 
     async def flush(self) -> None:
@@ -224,17 +233,19 @@ class Poller:
             self._pending[:0] = batch
             self._log.error("store_write_failed", error=str(error), pending=len(self._pending))
             return
+        accounts = {}
         for outcome in batch:
             self._in_flight.discard(outcome.invalidation.key)
+            accounts[outcome.invalidation.key] = outcome.invalidation.account
         for outcome in batch:
             self._settle(outcome, outcome.invalidation.key in applied.updated)
         for t in applied.transitions:
             if t.latency_seconds is not None and self.policy.schedule is not None:
                 self.policy.schedule.learn(t.latency_seconds)
-            self._metrics.transition(t)
+            self._metrics.transition(t, accounts[t.key])
             self._log.info(
                 "invalidation_transition",
-                **_ids(t.key),
+                **_ids(t.key, accounts[t.key]),
                 from_status=t.from_status,
                 to_status=t.to_status,
                 latency_seconds=None if t.latency_seconds is None else round(t.latency_seconds, 3),
@@ -250,19 +261,21 @@ class Poller:
         else:
             self._active.pop(inv.key, None)
         if outcome.unknown_status:
-            self._log.warning("unknown_status", **_ids(inv.key), status=inv.status)
+            self._log.warning("unknown_status", **_ids(inv.key, inv.account), status=inv.status)
         if outcome.became_stuck:
             self._log.warning(
                 "invalidation_stuck",
-                **_ids(inv.key),
+                **_ids(inv.key, inv.account),
                 age_seconds=round(inv.age(self._clock()) or 0.0, 1),
                 stuck_after_seconds=self.policy.stuck_after_seconds,
             )
         if outcome.gave_up:
-            self._metrics.failed.labels(inv.key.distribution_id, outcome.error_code).inc()
+            self._metrics.failed.labels(
+                inv.account, inv.key.distribution_id, outcome.error_code
+            ).inc()
             self._log.error(
                 "invalidation_failed",
-                **_ids(inv.key),
+                **_ids(inv.key, inv.account),
                 error_code=outcome.error_code,
                 failures=inv.failures,
             )
@@ -272,11 +285,13 @@ class Poller:
 class Refresh:
     """Observe these tracked invalidations of one distribution with one listing."""
 
+    account: str
     distribution_id: str
     keys: tuple[Key, ...]
 
 
 Job = Key | Refresh
+Scope = tuple[str, str]  # (account, distribution_id)
 
 
 def _older_than_all(page: list[tuple[Key, Observation]], wanted: Iterable[Invalidation]) -> bool:
@@ -288,5 +303,6 @@ def _older_than_all(page: list[tuple[Key, Observation]], wanted: Iterable[Invali
     return oldest_on_page is not None and oldest_on_page < min(t for t in times if t is not None)
 
 
-def _ids(key: Key) -> dict[str, str]:
-    return {"distribution_id": key.distribution_id, "invalidation_id": key.invalidation_id}
+def _ids(key: Key, account: str | None = None) -> dict[str, str]:
+    ids = {"distribution_id": key.distribution_id, "invalidation_id": key.invalidation_id}
+    return ids if account is None else {"account": account, **ids}

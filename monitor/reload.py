@@ -1,17 +1,18 @@
 """What a SIGHUP may change in a running daemon, and what needs a restart.
 
 Live: the tracked list (new pairs are added; pairs dropped from the file stay tracked, use
-`untrack`), thresholds and poll timing, and logging. Anything that owns a socket, a file,
-a client or a scheduled job (aws, state, http, discover, poll.concurrency) needs a
-restart; a reload that changes one of those is applied for the rest and says which keys
-it left alone.
+`untrack`), each account's tracked list too, thresholds and poll timing, and logging.
+Anything that owns a socket, a file, a client or a scheduled job (aws, state, http,
+discover, poll.concurrency, and accounts apart from their `track` lists) needs a restart;
+a reload that changes one of those is applied for the rest and says which keys it left
+alone.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from monitor.config import Config
+from monitor.config import AccountConfig, Config
 
 RESTART_ONLY = ("aws", "state", "http", "discover")
 
@@ -29,7 +30,19 @@ def plan(current: Config, new: Config) -> ReloadPlan:
         ignored.append("poll.concurrency")
         poll = poll.model_copy(update={"concurrency": current.poll.concurrency})
     kept = {key: getattr(current, key) for key in RESTART_ONLY}
+    accounts = new.accounts
+    if _clients(current.accounts) != _clients(new.accounts):
+        ignored.append("accounts")
+        # The clients stay as they are; the tracked lists of the accounts kept are taken.
+        tracks = {account.name: account.track for account in new.accounts}
+        accounts = [
+            a.model_copy(update={"track": tracks.get(a.name, a.track)}) for a in current.accounts
+        ]
     return ReloadPlan(
-        config=new.model_copy(update={**kept, "poll": poll}),
+        config=new.model_copy(update={**kept, "poll": poll, "accounts": accounts}),
         needs_restart=tuple(ignored),
     )
+
+
+def _clients(accounts: list[AccountConfig]) -> list[AccountConfig]:
+    return [account.model_copy(update={"track": []}) for account in accounts]

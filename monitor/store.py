@@ -18,10 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from monitor.invalidation import Invalidation, Key
+from monitor.invalidation import DEFAULT_ACCOUNT, Invalidation, Key
 from monitor.transition import Outcome, Transition
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 1 had no `account` column; it is added in place (every row was the one account).
+_MIGRATIONS = {
+    1: "ALTER TABLE invalidations ADD COLUMN account TEXT NOT NULL DEFAULT 'default'",
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS invalidations (
@@ -39,6 +43,7 @@ CREATE TABLE IF NOT EXISTS invalidations (
     gave_up         INTEGER NOT NULL DEFAULT 0,
     stuck           INTEGER NOT NULL DEFAULT 0,
     next_poll_at    REAL NOT NULL DEFAULT 0,
+    account         TEXT NOT NULL DEFAULT 'default',
     PRIMARY KEY (distribution_id, invalidation_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS transitions (
@@ -56,7 +61,7 @@ CREATE TABLE IF NOT EXISTS transitions (
 
 _COLUMNS = (
     "distribution_id, invalidation_id, source, status, create_time, first_seen, last_polled,"
-    " completed_at, failures, last_error, gave_up, stuck, next_poll_at"
+    " completed_at, failures, last_error, gave_up, stuck, next_poll_at, account"
 )
 
 T = TypeVar("T")
@@ -88,6 +93,7 @@ def _row_to_invalidation(row: Sequence[Any]) -> Invalidation:
         gave_up=bool(row[10]),
         stuck=bool(row[11]),
         next_poll_at=row[12],
+        account=row[13],
     )
 
 
@@ -111,6 +117,10 @@ def _schema_tables() -> dict[str, list[str]]:
 
 
 _TABLES = _schema_tables()
+# What each older version's tables looked like, so that only a file of ours is migrated.
+_OLD_TABLES = {
+    1: {**_TABLES, "invalidations": [c for c in _TABLES["invalidations"] if c != "account"]},
+}
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -130,6 +140,10 @@ def _connect(path: Path) -> sqlite3.Connection:
                     f"schema version {version} is newer than this program's {SCHEMA_VERSION}"
                 )
             tables = _tables(conn)
+            if tables and version in _MIGRATIONS and tables == _OLD_TABLES[version]:
+                for step in range(version, SCHEMA_VERSION):
+                    conn.execute(_MIGRATIONS[step])
+                tables = _tables(conn)
             if tables and tables != _TABLES:
                 what = (
                     "its tables have other columns than this program's"
@@ -166,16 +180,23 @@ class StateFile:
     def close(self) -> None:
         self._conn.close()
 
-    def add(self, keys: Iterable[Key], source: str, now: float | None = None) -> list[Key]:
-        """Track new pairs; pairs already tracked keep their state and source."""
+    def add(
+        self,
+        keys: Iterable[Key],
+        source: str,
+        now: float | None = None,
+        account: str = DEFAULT_ACCOUNT,
+    ) -> list[Key]:
+        """Track new pairs; pairs already tracked keep their state, source and account."""
         stamp = time.time() if now is None else now
         added = []
         with self._transaction():
             for key in keys:
                 cursor = self._conn.execute(
                     "INSERT OR IGNORE INTO invalidations"
-                    " (distribution_id, invalidation_id, source, added_at) VALUES (?, ?, ?, ?)",
-                    (*key, source, stamp),
+                    " (distribution_id, invalidation_id, source, added_at, account)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (*key, source, stamp, account),
                 )
                 if cursor.rowcount:
                     added.append(key)
@@ -330,8 +351,10 @@ class Store:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    async def add(self, keys: Iterable[Key], source: str) -> list[Key]:
-        return await self._run(self._state.add, list(keys), source)
+    async def add(
+        self, keys: Iterable[Key], source: str, account: str = DEFAULT_ACCOUNT
+    ) -> list[Key]:
+        return await self._run(self._state.add, list(keys), source, None, account)
 
     async def active(self) -> list[Invalidation]:
         return await self._run(self._state.active)

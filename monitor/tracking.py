@@ -16,8 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from monitor.config import EX_CONFIG, ConfigError, load_config, parse_key
-from monitor.invalidation import Invalidation, Key
+from pydantic import ValidationError
+
+from monitor.config import EX_CONFIG, AccountConfig, Config, ConfigError, load_config, parse_key
+from monitor.invalidation import DEFAULT_ACCOUNT, Invalidation, Key
 from monitor.store import StateFile, StoreError
 from monitor.table import render
 from monitor.transition import Transition
@@ -62,13 +64,36 @@ def _key(args: argparse.Namespace) -> Key:
         raise _Refused(str(error), EX_USAGE) from None
 
 
-def _state_path(args: argparse.Namespace) -> Path:
+def _config(args: argparse.Namespace) -> Config | None:
     if args.state:
-        return Path(args.state)
+        return None
     try:
-        return load_config(args.config or DEFAULT_CONFIG).state.file
+        return load_config(args.config or DEFAULT_CONFIG)
     except ConfigError as error:
         raise _Refused(f"config error: {error}", EX_CONFIG) from None
+
+
+def _state_path(args: argparse.Namespace) -> Path:
+    config = _config(args)
+    return Path(args.state) if config is None else config.state.file
+
+
+def _account(args: argparse.Namespace) -> str:
+    """The --account named, checked against the config's accounts when there is one."""
+    name: str = args.account
+    try:
+        AccountConfig(name=name)
+    except ValidationError:
+        raise _Refused(f"--account: {name!r} is not an account name", EX_USAGE) from None
+    config = _config(args)
+    if config is not None:
+        known = [account.name for account in config.account_list()]
+        if name not in known:
+            raise _Refused(
+                f"--account: no account {name!r} in the config (it has {', '.join(known)})",
+                EX_USAGE,
+            )
+    return name
 
 
 def _open(args: argparse.Namespace, *, create: bool) -> StateFile:
@@ -112,6 +137,7 @@ def _invalidation_json(inv: Invalidation) -> dict[str, Any]:
         "distribution_id": inv.key.distribution_id,
         "invalidation_id": inv.key.invalidation_id,
         "source": inv.source,
+        "account": inv.account,
         "status": inv.status,
         "failed": inv.gave_up,
         "last_error": inv.last_error,
@@ -142,11 +168,17 @@ def _transition_json(t: Transition) -> dict[str, Any]:
 def _track(argv: list[str]) -> int:
     parser = _parser("track", "Start tracking an invalidation (source=cli).")
     _ids(parser, required=True)
+    parser.add_argument(
+        "--account",
+        default=DEFAULT_ACCOUNT,
+        help="the configured account whose credentials poll it (default: default)",
+    )
     args = parser.parse_args(argv)
     key = _key(args)
+    account = _account(args)
     state = _open(args, create=True)
     try:
-        added = state.add([key], "cli")
+        added = state.add([key], "cli", account=account)
     finally:
         state.close()
     what = "now tracked" if added else "already tracked"
@@ -184,22 +216,29 @@ def _list(argv: list[str]) -> int:
         sys.stdout.write(json.dumps([_invalidation_json(r) for r in rows], indent=2) + "\n")
         return 0
     now = time.time()
-    sys.stdout.write(
-        render(
-            ("DISTRIBUTION", "INVALIDATION", "STATUS", "AGE", "LAST POLLED", "SOURCE"),
-            [
-                (
-                    r.key.distribution_id,
-                    r.key.invalidation_id,
-                    _status(r),
-                    _age(r.age(now)),
-                    "-" if r.last_polled is None else f"{_age(now - r.last_polled)} ago",
-                    r.source,
-                )
-                for r in rows
-            ],
-        )
+    header: tuple[str, ...] = (
+        "DISTRIBUTION",
+        "INVALIDATION",
+        "STATUS",
+        "AGE",
+        "LAST POLLED",
+        "SOURCE",
     )
+    table: list[tuple[str, ...]] = [
+        (
+            r.key.distribution_id,
+            r.key.invalidation_id,
+            _status(r),
+            _age(r.age(now)),
+            "-" if r.last_polled is None else f"{_age(now - r.last_polled)} ago",
+            r.source,
+        )
+        for r in rows
+    ]
+    if any(r.account != DEFAULT_ACCOUNT for r in rows):  # only where there is a choice
+        header = ("ACCOUNT", *header)
+        table = [(r.account, *line) for r, line in zip(rows, table, strict=True)]
+    sys.stdout.write(render(header, table))
     return 0
 
 

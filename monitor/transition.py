@@ -105,6 +105,7 @@ def observe(current: Invalidation, seen: Observation, policy: Policy) -> Outcome
         gave_up=current.gave_up,
         stuck=current.stuck or became_stuck,
         next_poll_at=policy.next_poll(now, create_time),
+        account=current.account,
     )
     return Outcome(
         invalidation=updated,

@@ -321,7 +321,7 @@ async def poller_rig(endpoint_url: str, tmp_path: Path, policy: Policy) -> Async
     async with open_cloudfront(
         AwsConfig(endpoint_url=endpoint_url, max_requests_per_second=10_000), 8, metrics
     ) as cf:
-        poller = Poller(store, cf, metrics, health, policy, concurrency=8)
+        poller = Poller(store, {cf.account: cf}, metrics, health, policy, concurrency=8)
         metrics.watch(poller.active, lambda: policy.stuck_after_seconds, lambda: True)
         await poller.load()
         poller.start()

@@ -120,3 +120,82 @@ def test_daemon_exits_78_with_one_line_and_no_traceback(
     assert "config error" in lines[0] and expected in lines[0]
     assert "Traceback" not in result.stderr
     assert not state.exists()  # nothing was started or created
+
+
+ACCOUNT_PAIR = {"distribution_id": "EDFDVBD6EXAMPLE", "invalidation_id": "I2J0I21PCUYOIK"}
+
+
+def test_accounts_each_with_credentials_ceiling_and_watch_list() -> None:
+    from monitor.config import parse_config
+
+    config = parse_config(
+        {
+            "aws": {"max_requests_per_second": 20},
+            "accounts": [
+                {
+                    "name": "prod",
+                    "role_arn": "arn:aws:iam::222222222222:role/cloudfront-invalidation-monitor",
+                    "external_id": "ext-prod",
+                    "track": [ACCOUNT_PAIR],
+                    "max_requests_per_second": 5,
+                },
+                {"name": "dev", "profile": "dev", "discover": "all"},
+            ],
+        }
+    )
+    prod, dev = config.account_list()
+    assert [p.key for p in prod.track] == [("EDFDVBD6EXAMPLE", "I2J0I21PCUYOIK")]
+    assert (config.ceiling(prod), config.ceiling(dev)) == (5, 20)
+    assert dev.discover is not None and dev.discover.distributions == "all"
+
+
+def test_without_accounts_there_is_one_named_default() -> None:
+    from monitor.config import parse_config
+
+    config = parse_config({"track": [ACCOUNT_PAIR], "discover": ["EDFDVBD6EXAMPLE"]})
+    [only] = config.account_list()
+    assert only.name == "default" and only.role_arn is None and only.profile is None
+    assert only.track == config.track and only.discover == config.discover
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"accounts": [{"name": "a"}, {"name": "a"}]}, "account 'a' is listed twice"),
+        (
+            {"track": [ACCOUNT_PAIR], "accounts": [{"name": "a"}]},
+            "with accounts, give track under each account",
+        ),
+        (
+            {"discover": "all", "accounts": [{"name": "a"}]},
+            "with accounts, give discover under each account",
+        ),
+        (
+            {
+                "accounts": [
+                    {"name": "a", "track": [ACCOUNT_PAIR]},
+                    {"name": "b", "track": [ACCOUNT_PAIR]},
+                ]
+            },
+            "is tracked under accounts 'a' and 'b'",
+        ),
+        ({"accounts": [{"name": "a", "role": "x"}]}, "accounts.0.role: unknown key"),
+        ({"accounts": [{"name": "a", "max_requests_per_second": 0}]}, "greater than 0"),
+    ],
+)
+def test_account_mistakes_are_named(data: dict[str, object], message: str) -> None:
+    from monitor.config import parse_config
+
+    with pytest.raises(ConfigError, match=message):
+        parse_config(data)
+
+
+def test_the_examples_commented_accounts_block_is_a_valid_config() -> None:
+    import yaml
+
+    from monitor.config import parse_config
+
+    text = (ROOT / "config" / "example.yaml").read_text()
+    block = text[text.index("# accounts:") :].splitlines()
+    data = yaml.safe_load("\n".join(line[2:] for line in block if line.startswith("# ")))
+    assert [a.name for a in parse_config(data).account_list()] == ["prod", "staging"]

@@ -67,8 +67,8 @@ def test_state_gauges_are_derived_from_the_tracked_set() -> None:
 def test_transition_counts_and_latency_histogram() -> None:
     metrics = Metrics()
     key = Key("EDIST1AAAAAA", "IAAAAAAAAAAA")
-    metrics.transition(Transition(key, None, "InProgress", 1.0, 0.0, None))
-    metrics.transition(Transition(key, "InProgress", "Completed", 95.0, 0.0, 95.0))
+    metrics.transition(Transition(key, None, "InProgress", 1.0, 0.0, None), "default")
+    metrics.transition(Transition(key, "InProgress", "Completed", 95.0, 0.0, 95.0), "default")
     text = generate_latest(metrics.registry).decode()
     labels = {"distribution_id": "EDIST1AAAAAA"}
     assert metric_value(text, "cloudfront_invalidation_transitions_total", status="Completed") == 1

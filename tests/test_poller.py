@@ -130,3 +130,19 @@ async def test_a_slow_call_that_spans_a_flush_is_not_lost(tmp_path: Path) -> Non
         await rig.until(lambda: double.calls_by_id.get(slow, 0) >= 3)
     [row] = [r for r in StateFile(tmp_path / "m.db").all() if r.key.invalidation_id == slow]
     assert row.status == "InProgress"
+
+
+async def test_a_pair_of_an_account_no_longer_configured_fails_without_a_call(
+    moto: Moto, rig: Rig
+) -> None:
+    dist = moto.create_distribution()
+    key = Key(dist, moto.create_invalidation(dist))
+    await rig.store.add([key], "cli", account="retired")
+    await rig.poller.load()
+    await rig.until(lambda: not list(rig.poller.active()))
+    text = rig.scrape()
+    failed = "cloudfront_invalidation_monitor_failed_total"
+    assert metric_value(text, failed, account="retired", code="UnknownAccount") == 1
+    assert metric_value(text, "cloudfront_invalidation_monitor_api_requests_total") is None
+    [row] = StateFile(rig.store.path).all()
+    assert row.gave_up and row.last_error == "UnknownAccount"

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from monitor.ratelimit import TokenBucket
+from monitor.ratelimit import COOLDOWN_SECONDS, FLOOR, RECOVERY_SECONDS, TokenBucket
 
 
 def test_burst_is_free_then_callers_queue_at_the_rate() -> None:
@@ -35,3 +35,38 @@ def test_tokens_refill_with_time_up_to_the_burst() -> None:
 def test_rate_must_be_positive() -> None:
     with pytest.raises(ValueError):
         TokenBucket(rate=0)
+
+
+def test_throttling_halves_the_rate_once_per_cooldown() -> None:
+    bucket = TokenBucket(rate=20, clock=lambda: 0.0)
+    assert bucket.rate(0.0) == 20
+    # A window of requests in flight answered Throttling together counts once.
+    for _ in range(30):
+        bucket.throttled(10.0)
+    assert bucket.rate(10.0) == pytest.approx(10)
+    bucket.throttled(10.0 + COOLDOWN_SECONDS)
+    climbed = COOLDOWN_SECONDS * 20 / RECOVERY_SECONDS  # recovery meanwhile
+    assert bucket.rate(10.0 + COOLDOWN_SECONDS) == pytest.approx((10 + climbed) / 2)
+
+
+def test_throttling_never_goes_below_the_floor() -> None:
+    bucket = TokenBucket(rate=20, clock=lambda: 0.0)
+    for second in range(40):
+        bucket.throttled(float(second))
+    assert bucket.rate(39.0) == pytest.approx(20 * FLOOR)
+
+
+def test_rate_climbs_back_linearly_to_the_ceiling() -> None:
+    bucket = TokenBucket(rate=30, clock=lambda: 0.0)
+    bucket.throttled(0.0)
+    assert bucket.rate(0.0) == pytest.approx(15)
+    assert bucket.rate(RECOVERY_SECONDS / 2) == pytest.approx(30)
+    assert bucket.rate(RECOVERY_SECONDS / 4) == pytest.approx(22.5)
+    assert bucket.rate(10 * RECOVERY_SECONDS) == 30
+
+
+def test_after_throttling_callers_wait_at_the_lower_rate_without_a_burst() -> None:
+    bucket = TokenBucket(rate=10, burst=10, clock=lambda: 0.0)
+    bucket.throttled(0.0)  # a full bucket of 10 saved tokens is not spent at once
+    waits = [bucket.reserve(0.0) for _ in range(3)]
+    assert waits == pytest.approx([0.2, 0.4, 0.6])

@@ -40,3 +40,25 @@ def test_restart_only_settings_keep_their_old_value_and_are_named() -> None:
     assert result.config.state.path == "/tmp/a.db"
     assert result.config.poll.concurrency == 50
     assert result.config.poll.interval_seconds == 5
+
+
+ROLE = "arn:aws:iam::222222222222:role/cloudfront-invalidation-monitor"
+PAIR = {"distribution_id": "EDFDVBD6EXAMPLE", "invalidation_id": "I2J0I21PCUYOIK"}
+
+
+def test_an_accounts_track_list_is_live_its_credentials_need_a_restart() -> None:
+    current = parse_config({**BASE, "accounts": [{"name": "prod", "role_arn": ROLE}]})
+    tracked = {**BASE, "accounts": [{"name": "prod", "role_arn": ROLE, "track": [PAIR]}]}
+    result = plan(current, parse_config(tracked))
+    assert result.needs_restart == ()
+    assert result.config == parse_config(tracked)
+
+    moved = {
+        **BASE,
+        "accounts": [{"name": "prod", "profile": "other", "track": [PAIR]}, {"name": "dev"}],
+    }
+    result = plan(current, parse_config(moved))
+    assert result.needs_restart == ("accounts",)
+    [prod] = result.config.accounts  # the clients stay; the new pair is taken
+    assert (prod.role_arn, prod.profile) == (ROLE, None)
+    assert [p.key for p in prod.track] == [("EDFDVBD6EXAMPLE", "I2J0I21PCUYOIK")]

@@ -112,3 +112,52 @@ def test_invalidation_round_trips_every_field(tmp_path: Path) -> None:
     state.apply([Outcome(invalidation=full)])
     assert state.active() == [full]
     assert inv.status is None
+
+
+V1_SCHEMA = """
+CREATE TABLE invalidations (
+    distribution_id TEXT NOT NULL, invalidation_id TEXT NOT NULL, source TEXT NOT NULL,
+    added_at REAL NOT NULL, status TEXT, create_time REAL, first_seen REAL,
+    last_polled REAL, completed_at REAL, failures INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT, gave_up INTEGER NOT NULL DEFAULT 0, stuck INTEGER NOT NULL DEFAULT 0,
+    next_poll_at REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (distribution_id, invalidation_id)
+) WITHOUT ROWID;
+CREATE TABLE transitions (
+    id INTEGER PRIMARY KEY, distribution_id TEXT NOT NULL, invalidation_id TEXT NOT NULL,
+    from_status TEXT, to_status TEXT NOT NULL, observed_at REAL NOT NULL, create_time REAL,
+    latency_seconds REAL, UNIQUE (distribution_id, invalidation_id, to_status)
+);
+INSERT INTO invalidations (distribution_id, invalidation_id, source, added_at, status)
+    VALUES ('EDFDVBD6EXAMPLE', 'I2J0I21PCUYOIK', 'config', 1.0, 'InProgress');
+INSERT INTO transitions (distribution_id, invalidation_id, from_status, to_status, observed_at)
+    VALUES ('EDFDVBD6EXAMPLE', 'I2J0I21PCUYOIK', NULL, 'InProgress', 2.0);
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_version_1_state_file_is_migrated_in_place_keeping_everything(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "m.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(V1_SCHEMA)
+    conn.close()
+    state = StateFile(path)  # the daemon or a CLI command opening last release's file
+    [inv] = state.all()
+    assert (inv.key, inv.status, inv.source, inv.account) == (A, "InProgress", "config", "default")
+    assert [t.to_status for t in state.history()] == ["InProgress"]
+    state.add([B], "cli", account="prod")
+    state.close()
+    reopened = StateFile(path)
+    assert {i.key: i.account for i in reopened.all()} == {A: "default", B: "prod"}
+    version = reopened._conn.execute("PRAGMA user_version").fetchone()[0]
+    assert version == 2
+
+
+def test_the_account_a_pair_was_added_under_is_kept(tmp_path: Path) -> None:
+    state = StateFile(tmp_path / "m.db")
+    state.add([A], "cli", account="prod")
+    assert state.add([A], "config", account="dev") == []  # first one wins, like source
+    [inv] = state.active()
+    assert (inv.account, inv.source) == ("prod", "cli")

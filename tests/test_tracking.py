@@ -162,3 +162,37 @@ def test_track_and_untrack_on_a_running_daemon(moto: Moto, tmp_path: Path) -> No
         assert daemon.stop(signal.SIGTERM) == 0
     finally:
         daemon.stop(signal.SIGKILL)
+
+
+def test_track_under_an_account_and_list_shows_it(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "c.yaml",
+        state={"path": str(tmp_path / "m.db")},
+        accounts=[{"name": "prod", "profile": "prod"}, {"name": "dev", "profile": "dev"}],
+    )
+    tracked = run(
+        "track", "--config", str(config), "--account", "prod", "--distribution-id", D, "--id", INV
+    )
+    assert tracked.returncode == 0, tracked.stderr
+    [row] = json.loads(run("list", "--config", str(config), "--output", "json").stdout)
+    assert row["account"] == "prod"
+    table = run("list", "--config", str(config)).stdout.splitlines()
+    assert table[0].split()[0] == "ACCOUNT" and table[1].split()[0] == "prod"
+
+    unknown = run(
+        "track",
+        "--config",
+        str(config),
+        "--account",
+        "qa",
+        "--distribution-id",
+        D,
+        "--id",
+        "IOTHER00000001",
+    )
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip().splitlines() == [
+        "cloudfront-invalidation-monitor track: --account: no account 'qa' in the config"
+        " (it has prod, dev)"
+    ]
+    assert [r.key for r in StateFile(tmp_path / "m.db").all()] == [(D, INV)]  # nothing added

@@ -134,6 +134,7 @@ def test_observation_carries_every_other_field_over() -> None:
         gave_up=False,
         stuck=True,
         next_poll_at=1003.0,
+        account="prod",
     )
     out = observe(current, seen("InProgress", 1010.0), POLICY)
     expected = replace(

@@ -176,12 +176,19 @@ class Stats:
 
     def __init__(self) -> None:
         self.counts: Counter[tuple[str, str]] = Counter()
+        # Requests by the access key that signed them and the distribution (or tenant)
+        # asked about: which credentials a multi-account client used where.
+        self.callers: Counter[tuple[str, str]] = Counter()
 
     def record(self, operation: str, outcome: str) -> None:
         self.counts[(operation, outcome)] += 1
 
+    def caller(self, access_key_id: str, scope: str) -> None:
+        self.callers[(access_key_id, scope)] += 1
+
     def reset(self) -> None:
         self.counts.clear()
+        self.callers.clear()
 
     def to_json(self) -> dict[str, object]:
         totals = dict.fromkeys(OUTCOMES, 0)
@@ -189,4 +196,13 @@ class Stats:
         for (operation, outcome), count in self.counts.items():
             totals[outcome] += count
             operations.setdefault(operation, dict.fromkeys(OUTCOMES, 0))[outcome] += count
-        return {"total": totals, "requests": sum(totals.values()), "operations": operations}
+        callers = [
+            {"access_key_id": key, "scope": scope, "requests": count}
+            for (key, scope), count in sorted(self.callers.items())
+        ]
+        return {
+            "total": totals,
+            "requests": sum(totals.values()),
+            "operations": operations,
+            "callers": callers,
+        }

@@ -102,6 +102,9 @@ class EmulatorApp:
         faults, stats = self.faults, self.stats
 
         async def handle(request: web.Request) -> web.StreamResponse:
+            info = request.match_info
+            scope = info.get("distribution_id") or info.get("tenant_id") or ""
+            stats.caller(_access_key_id(request.headers.get("Authorization", "")), scope)
             fault, latency = faults.decide(operation)
             if latency:
                 await asyncio.sleep(latency)
@@ -185,6 +188,12 @@ class EmulatorApp:
         return self._xml(xml.invalidation_list(page, self.emulator.now()))
 
 
+def _access_key_id(authorization: str) -> str:
+    """`AWS4-HMAC-SHA256 Credential=AKID/20261126/us-east-1/cloudfront/aws4_request, ...`."""
+    _, found, rest = authorization.partition("Credential=")
+    return rest.split("/", 1)[0] if found else ""
+
+
 def _paging(request: web.Request) -> tuple[str, int]:
     query = request.rel_url.query
     raw = query.get("MaxItems", "100")
@@ -222,7 +231,8 @@ class _Admin:
     POST /faults                         {rule fields..., "operation"?: op} -> as GET
     DELETE /faults                       clear every rule -> as GET
     GET  /stats                          {"total": {outcome: n}, "requests": n,
-                                          "operations": {op: {outcome: n}}}
+                                          "operations": {op: {outcome: n}},
+                                          "callers": [{access_key_id, scope, requests}]}
     POST /stats/reset                    -> as GET, all zero
     GET|POST|DELETE /seeders             list / start {"rate", "per_distribution"?, "count"?,
                                           "duration"?, "paths"?, "distribution_ids"?} / stop

@@ -75,3 +75,19 @@ def test_every_operation_of_a_full_run_is_allowed(tmp_path: Path) -> None:
     assert {"ListDistributions", "ListInvalidations"} <= called
     # ...and nothing it called is missing from the policy.
     assert {f"cloudfront:{op}" for op in called} <= policy_actions()
+
+
+def test_multi_account_policies_grant_only_role_assumption() -> None:
+    # accounts[].role_arn: the daemon's own identity may only assume the watched
+    # accounts' monitor roles, and each such role (with policy.json attached) trusts only
+    # the monitor's identity, and only with the account's external ID.
+    source = json.loads((POLICY.parent / "assume-role-policy.json").read_text())
+    [grant] = source["Statement"]
+    assert grant["Effect"] == "Allow" and grant["Action"] == "sts:AssumeRole"
+    assert grant["Resource"].startswith("arn:aws:iam::") and ":role/" in grant["Resource"]
+    assert not grant["Resource"].endswith(":role/*")
+    trust = json.loads((POLICY.parent / "trust-policy.json").read_text())
+    [statement] = trust["Statement"]
+    assert statement["Action"] == "sts:AssumeRole"
+    assert set(statement["Principal"]) == {"AWS"}
+    assert "sts:ExternalId" in statement["Condition"]["StringEquals"]

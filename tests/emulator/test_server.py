@@ -406,3 +406,19 @@ async def test_faults_can_be_set_from_python(
     server.faults.set(FaultRule(throttle_rate=1.0), "ListDistributions")
     assert await error_of(cloudfront.list_distributions()) == ("Throttling", 400)
     assert server.stats.to_json()["total"]["throttled"] == 1  # type: ignore[index]
+
+
+async def test_stats_name_the_access_key_that_signed_each_request(
+    cloudfront: Any, emulator: Emulator, admin: AdminClient
+) -> None:
+    # How a multi-account test tells which credentials a client used for which distribution.
+    dist = emulator.create_distribution()
+    inv, _ = emulator.create_invalidation(dist.id, ["/a"])
+    await cloudfront.get_invalidation(DistributionId=dist.id, Id=inv.id)
+    await cloudfront.list_distributions()
+    stats = await admin.stats()
+    key = CREDENTIALS["aws_access_key_id"]
+    assert stats["callers"] == [
+        {"access_key_id": key, "scope": "", "requests": 1},
+        {"access_key_id": key, "scope": dist.id, "requests": 1},
+    ]

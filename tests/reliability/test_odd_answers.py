@@ -41,7 +41,7 @@ async def test_odd_answer_is_counted_and_the_pair_stays_tracked(tmp_path: Path, 
         aws = aws.model_copy(update={"endpoint_url": url})
         async with open_cloudfront(aws, 2, metrics) as cf:
             health = Health(interval_seconds=1, tick_seconds=0.02, state_loaded=True)
-            poller = Poller(store, cf, metrics, health, policy, concurrency=2)
+            poller = Poller(store, {cf.account: cf}, metrics, health, policy, concurrency=2)
             await poller.load()
             poller.start()
             try:

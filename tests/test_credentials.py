@@ -1,0 +1,174 @@
+"""Several AWS accounts in one daemon: each polled with its own credentials (a profile, or
+a role assumed through STS, here moto's server), under its own `account` label.
+
+Which credentials signed which request is read from the emulator, which counts requests
+by the access key in their SigV4 Authorization header; moto's STS backend says which role
+and session each temporary key belongs to.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.cloudfront import open_cloudfront
+from monitor.config import AccountConfig, AwsConfig
+from monitor.emulator import Emulator, ThreadedEmulator
+from monitor.metrics import Metrics
+from tests.support import TEST_ENV, Daemon, Moto, free_port, metric_value, wait_for, write_config
+
+PROD_ROLE = "arn:aws:iam::222222222222:role/cloudfront-invalidation-monitor"
+DEV_KEY = "AKIADEVACCOUNT000001"
+
+
+def assumed_role(access_key_id: str) -> Any:
+    """moto's record of the AssumeRole call that issued this temporary key."""
+    from moto.sts.models import sts_backends
+
+    for role in sts_backends["222222222222"]["aws"].assumed_roles:
+        if role.access_key_id == access_key_id:
+            return role
+    raise AssertionError(f"{access_key_id} was not issued by AssumeRole")
+
+
+def callers(emu: ThreadedEmulator) -> dict[str, set[str]]:
+    """Access keys seen, by distribution (scope)."""
+    seen: dict[str, set[str]] = {}
+    for row in emu.call(lambda: emu.stats.to_json()["callers"]):
+        seen.setdefault(row["scope"], set()).add(row["access_key_id"])
+    return seen
+
+
+async def test_a_role_in_the_config_signs_calls_with_its_assumed_credentials(
+    moto: Moto,
+) -> None:
+    with ThreadedEmulator(Emulator(duration="fixed:60", seed=1)) as emu:
+        dist = emu.call(lambda: emu.emulator.create_distribution().id)
+        aws = AwsConfig(endpoint_url=emu.url, sts_endpoint_url=moto.url)
+        account = AccountConfig(
+            name="prod", role_arn=PROD_ROLE, external_id="ext-1234", role_session_name="cim-test"
+        )
+        async with open_cloudfront(aws, 2, Metrics(), account) as cf:
+            assert cf.account == "prod"
+            assert await cf.distribution_ids() == [dist]
+        [key] = callers(emu)[""]
+    assert key != TEST_ENV["AWS_ACCESS_KEY_ID"]  # not the environment's credentials
+    role = assumed_role(key)
+    assert (role.role_arn, role.session_name, role.external_id) == (
+        PROD_ROLE,
+        "cim-test",
+        "ext-1234",
+    )
+
+
+def test_one_daemon_watches_two_accounts_each_with_its_own_credentials(
+    moto: Moto, tmp_path: Path
+) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.write_text(
+        f"[dev]\naws_access_key_id = {DEV_KEY}\naws_secret_access_key = dev-secret-value\n"
+    )
+    with ThreadedEmulator(Emulator(duration="uniform:1:2", seed=3)) as emu:
+
+        def seed() -> tuple[str, str, str]:
+            prod, dev = (emu.emulator.create_distribution().id for _ in range(2))
+            tracked = emu.emulator.create_invalidation(prod, ["/a"])[0].id
+            return prod, dev, tracked
+
+        prod, dev, tracked = emu.call(seed)
+        state = tmp_path / "monitor.db"
+        config = write_config(
+            tmp_path / "monitor.yaml",
+            aws={"endpoint_url": emu.url, "sts_endpoint_url": moto.url},
+            state={"path": str(state)},
+            poll={"interval_seconds": 0.3},
+            http={"listen": f"127.0.0.1:{free_port()}"},
+            accounts=[
+                {
+                    "name": "prod",
+                    "role_arn": PROD_ROLE,
+                    "external_id": "ext-prod",
+                    "max_requests_per_second": 40,
+                    "track": [{"distribution_id": prod, "invalidation_id": tracked}],
+                },
+                {
+                    "name": "dev",
+                    "profile": "dev",
+                    "max_requests_per_second": 15,
+                    "discover": {"distributions": [dev], "interval_seconds": 0.3},
+                },
+            ],
+        )
+        daemon = Daemon(config, env={"AWS_SHARED_CREDENTIALS_FILE": str(credentials)})
+        try:
+            daemon.wait_ready()
+            # Created by someone else in the dev account: found by dev's discovery.
+            found = emu.call(lambda: emu.emulator.create_invalidation(dev, ["/b"])[0].id)
+            completed = "cloudfront_invalidation_transitions_total"
+            for account, dist in (("prod", prod), ("dev", dev)):
+                wait_for(
+                    lambda a=account, d=dist: (
+                        metric_value(
+                            daemon.metrics(),
+                            completed,
+                            account=a,
+                            distribution_id=d,
+                            status="Completed",
+                        )
+                        == 1
+                    )
+                )
+            text = daemon.metrics()
+            limit = "cloudfront_invalidation_monitor_api_request_rate_limit"
+            assert metric_value(text, limit, account="prod") == 40
+            assert metric_value(text, limit, account="dev") == 15
+            # Nothing crossed over: no series pairs an account with the other's distribution.
+            assert metric_value(text, completed, account="dev", distribution_id=prod) is None
+            assert metric_value(text, completed, account="prod", distribution_id=dev) is None
+            assert daemon.stop(signal.SIGTERM) == 0
+        finally:
+            daemon.stop(signal.SIGKILL)
+        seen = callers(emu)
+
+    assert seen[dev] == {DEV_KEY}
+    assert DEV_KEY not in seen[prod]
+    for key in seen[prod]:  # refreshed or not, every key came from prod's role
+        assert assumed_role(key).external_id == "ext-prod"
+    listed = subprocess.run(
+        [sys.executable, "-m", "monitor", "list", "--state", str(state), "--output", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = {row["invalidation_id"]: row for row in json.loads(listed.stdout)}
+    assert (rows[tracked]["account"], rows[tracked]["source"]) == ("prod", "config")
+    assert (rows[found]["account"], rows[found]["source"]) == ("dev", "discovered")
+
+
+@pytest.mark.parametrize(
+    ("account", "message"),
+    [
+        ({"name": "Prod"}, "accounts.0.name: 'Prod' is not an account name"),
+        ({"name": "p", "role_arn": "arn:aws:iam::12:role/x"}, "is not an IAM role ARN"),
+        ({"name": "p", "external_id": "abc"}, "external_id is only used with role_arn"),
+    ],
+)
+def test_a_broken_account_exits_78_naming_it(
+    tmp_path: Path, account: dict[str, Any], message: str
+) -> None:
+    config = write_config(tmp_path / "monitor.yaml", accounts=[account])
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 78
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

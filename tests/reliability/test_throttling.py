@@ -1,11 +1,12 @@
-"""Throttling answers slow the daemon down, and nothing is lost.
+"""Under load the request ceiling holds; throttling answers slow the daemon down further,
+and nothing is lost.
 
 The daemon (a real subprocess) polls more invalidations than its ceiling allows, so it
-sends at the ceiling. Then the emulator answers every request Throttling: the daemon must
-lower its own rate (the exported limit falls, and it sends far fewer requests than the
-ceiling would allow), climb back once the throttling stops, and still record every
-completion exactly once. botocore's retries are `standard` here so that the slow-down
-measured is the daemon's own; `adaptive` (the default) only adds botocore's.
+sends at the ceiling, and no faster. Then the emulator answers every request Throttling:
+the daemon must lower its own rate (the exported limit falls, and it sends far fewer
+requests than the ceiling would allow), climb back once the throttling stops, and still
+record every completion exactly once. botocore's retries are `standard` here so that the
+slow-down measured is the daemon's own; `adaptive` (the default) only adds botocore's.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.slow
 CEILING = 40.0
 TRACKED = 60  # every 0.5 s: 120 requests a second wanted, the ceiling allows 40
 THROTTLED_SECONDS = 4.0
+LOADED_SECONDS = 2.0
 LIMIT = "cloudfront_invalidation_monitor_api_request_rate_limit"
 TRACKED_GAUGE = "cloudfront_invalidation_monitor_tracked"
 STARTED = "cloudfront_invalidation_transitions_total"
@@ -58,6 +60,13 @@ def test_throttling_slows_the_daemon_down_and_loses_nothing(tmp_path: Path) -> N
             )
             assert metric_value(daemon.metrics(), LIMIT, account="default") == CEILING
 
+            # Under load (three times what the ceiling allows is due), the ceiling holds:
+            # never more than the ceiling's worth plus one burst in any window.
+            before, started = sum(cloud.sent().values()), time.monotonic()
+            time.sleep(LOADED_SECONDS)
+            loaded = sum(cloud.sent().values()) - before
+            assert loaded <= CEILING * (time.monotonic() - started) + CEILING
+
             cloud.faults(FaultRule(throttle_rate=1.0))
             before, started = sum(cloud.sent().values()), time.monotonic()
             time.sleep(THROTTLED_SECONDS)
@@ -87,4 +96,7 @@ def test_throttling_slows_the_daemon_down_and_loses_nothing(tmp_path: Path) -> N
 
     assert assert_recorded_exactly_once(StateFile(state).history(), truth, keys) == TRACKED
     assert not daemon.events("invalidation_failed")  # throttling is never a reason to give up
-    print(f"throttled for {THROTTLED_SECONDS}s: {sent} requests, limit fell to {lowered}")
+    print(
+        f"under load {loaded} requests in {LOADED_SECONDS}s;"
+        f" throttled for {THROTTLED_SECONDS}s: {sent} requests, limit fell to {lowered}"
+    )

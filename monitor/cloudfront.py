@@ -1,4 +1,4 @@
-"""The AWS adapter: one shared aioboto3 CloudFront client, read-only calls, error taxonomy.
+"""The AWS adapter: one aioboto3 CloudFront client per account, read-only calls, errors.
 
 botocore's retry modes handle throttling and transient failures; this module only turns
 what is left into an `ApiError` the poller can reason about, and counts every HTTP
@@ -20,18 +20,16 @@ from botocore.parsers import ResponseParserError
 
 from monitor import __version__
 from monitor.config import AccountConfig, AwsConfig, Config
-from monitor.credentials import session_for
+from monitor.credentials import AssumeRoleError, session_for
 from monitor.invalidation import DEFAULT_ACCOUNT, Key
 from monitor.metrics import Metrics
+from monitor.outcome import classify
 from monitor.ratelimit import TokenBucket
 from monitor.transition import Observation
 
 # EntityNotFound: CloudFront's answer for an unknown distribution tenant.
 PERMANENT_CODES = frozenset(
-    {"NoSuchInvalidation", "NoSuchDistribution", "EntityNotFound", "AccessDenied", "UnknownAccount"}
-)
-THROTTLING_CODES = frozenset(
-    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
+    {"NoSuchInvalidation", "NoSuchDistribution", "EntityNotFound", "AccessDenied"}
 )
 
 
@@ -45,19 +43,6 @@ class ApiError(Exception):
     @property
     def permanent(self) -> bool:
         return self.code in PERMANENT_CODES
-
-
-def classify(status_code: int | None, code: str | None) -> str:
-    """Outcome label of one HTTP answer."""
-    if status_code is None:
-        return "network_error"
-    if code in THROTTLING_CODES or status_code == 429:
-        return "throttled"
-    if status_code >= 500:
-        return "server_error"
-    if status_code >= 400:
-        return "client_error"
-    return "ok"
 
 
 class CloudFront:
@@ -178,6 +163,13 @@ class CloudFront:
             self._metrics.api_attempt(self.account, operation, "malformed")
             message = str(error).splitlines()[0].rstrip(":")  # drop the echoed body
             raise ApiError("MalformedResponse", "malformed", message) from None
+        except AssumeRoleError as error:
+            # Before anything reached CloudFront. Counted (when STS was actually asked) so
+            # the account's error ratio shows a broken role; never permanent: fixing the
+            # trust policy must bring every pair of the account back.
+            if error.asked:
+                self._metrics.api_attempt(self.account, "AssumeRole", error.outcome)
+            raise ApiError("AssumeRoleFailed", error.outcome, error.message) from None
         except NoCredentialsError as error:
             # Raised before anything is sent: no attempt to count, and not a network fault.
             raise ApiError("NoCredentials", "client_error", str(error)) from None

@@ -9,14 +9,32 @@ and the keys are never logged.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import aioboto3
 from aiobotocore.credentials import AioDeferredRefreshableCredentials
 from aiobotocore.session import AioSession
 from botocore.credentials import CredentialProvider
+from botocore.exceptions import BotoCoreError, ClientError
 
 from monitor.config import AccountConfig, AwsConfig
+from monitor.outcome import classify
+
+# After a failed AssumeRole, calls fail at once for this long instead of each asking STS
+# again: a broken trust policy must not turn every poll into an STS request.
+RETRY_SECONDS = 30.0
+
+
+class AssumeRoleError(Exception):
+    """The account's role could not be assumed; polls fail until it can (never given up)."""
+
+    def __init__(self, code: str, outcome: str, message: str, *, asked: bool) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.outcome = outcome  # of the STS answer, as classified for CloudFront's
+        self.message = message
+        self.asked = asked  # False when repeated from the last failure without asking STS
 
 
 def session_for(aws: AwsConfig, account: AccountConfig) -> aioboto3.Session:
@@ -25,9 +43,10 @@ def session_for(aws: AwsConfig, account: AccountConfig) -> aioboto3.Session:
         return aioboto3.Session(profile_name=profile)
     core = AioSession(profile=profile)
     # Ours first in the chain: the session's credentials are the role's, whatever the
-    # environment or the profile holds; those only sign the AssumeRole call.
+    # environment or the profile holds; those only sign the AssumeRole call. (Not
+    # insert_before a named provider: which ones a chain holds depends on the profile.)
     chain = core.get_component("credential_provider")
-    chain.insert_before("env", _AssumeRole(AioSession(profile=profile), aws, account))
+    chain.providers.insert(0, _AssumeRole(AioSession(profile=profile), aws, account))
     return aioboto3.Session(botocore_session=core)
 
 
@@ -40,6 +59,8 @@ class _AssumeRole(CredentialProvider):  # type: ignore[misc]
         self._source = source
         self._aws = aws
         self._account = account
+        self._failure: AssumeRoleError | None = None
+        self._failed_at = 0.0
 
     async def load(self) -> AioDeferredRefreshableCredentials:
         # Deferred: nothing is asked of STS until the first CloudFront call needs a
@@ -47,18 +68,42 @@ class _AssumeRole(CredentialProvider):  # type: ignore[misc]
         return AioDeferredRefreshableCredentials(refresh_using=self._fetch, method=self.METHOD)
 
     async def _fetch(self) -> dict[str, Any]:
-        account = self._account
-        extra = {"ExternalId": account.external_id} if account.external_id else {}
-        async with self._source.create_client(
-            "sts", region_name=self._aws.region, endpoint_url=self._aws.sts_endpoint_url
-        ) as sts:
-            answer = await sts.assume_role(
-                RoleArn=account.role_arn, RoleSessionName=account.role_session_name, **extra
-            )
-        granted = answer["Credentials"]
+        if self._failure is not None and time.monotonic() - self._failed_at < RETRY_SECONDS:
+            failure = self._failure
+            raise AssumeRoleError(failure.code, failure.outcome, failure.message, asked=False)
+        try:
+            granted = await self._assume()
+        except AssumeRoleError as error:
+            self._failure, self._failed_at = error, time.monotonic()
+            raise
+        self._failure = None
         return {
             "access_key": granted["AccessKeyId"],
             "secret_key": granted["SecretAccessKey"],
             "token": granted["SessionToken"],
             "expiry_time": granted["Expiration"].isoformat(),
         }
+
+    async def _assume(self) -> dict[str, Any]:
+        account = self._account
+        extra = {"ExternalId": account.external_id} if account.external_id else {}
+        try:
+            async with self._source.create_client(
+                "sts", region_name=self._aws.region, endpoint_url=self._aws.sts_endpoint_url
+            ) as sts:
+                answer = await sts.assume_role(
+                    RoleArn=account.role_arn, RoleSessionName=account.role_session_name, **extra
+                )
+        except ClientError as error:
+            err = error.response.get("Error", {})
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = err.get("Code") or "Unknown"
+            message = f"assuming {account.role_arn}: {err.get('Message', '')}"
+            raise AssumeRoleError(code, classify(status, code), message, asked=True) from None
+        except (BotoCoreError, OSError, TimeoutError) as error:
+            message = f"assuming {account.role_arn}: {error}"
+            raise AssumeRoleError(
+                type(error).__name__, "network_error", message, asked=True
+            ) from None
+        credentials: dict[str, Any] = answer["Credentials"]
+        return credentials

@@ -248,7 +248,8 @@ async def _track_configured(store: Store, config: Config) -> list[tuple[str, Key
     """Every pair the config lists, under its account; returns the newly tracked ones."""
     added: list[tuple[str, Key]] = []
     for account in config.account_list():
-        keys = await store.add((p.key for p in account.track), "config", account.name)
+        pairs = (p.key for p in account.track)
+        keys = await store.add(pairs, "config", account.name, rehome=True)
         added.extend((account.name, key) for key in keys)
     return added
 

@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from monitor import transition
 from monitor.cloudfront import ApiError, CloudFront
@@ -64,7 +64,7 @@ class Poller:
                 inv = fresh[key]
                 self._log.info("invalidation_tracked", **_ids(key, inv.account), source=inv.source)
             for key in self._active.keys() - fresh.keys():
-                self._log.info("invalidation_untracked", **_ids(key))
+                self._log.info("invalidation_untracked", **_ids(key, self._active[key].account))
         # Rows the store holds are at least as new as ours: every write goes through it.
         self._active = fresh
         await self._store.changed_elsewhere()
@@ -184,6 +184,7 @@ class Poller:
                 return outcomes + [self._failed(inv, error) for inv in wanted.values()]
             self._log.warning(
                 "batch_refresh_refused",
+                account=job.account,
                 distribution_id=job.distribution_id,
                 error_code=error.code,
                 message=error.message,
@@ -256,6 +257,9 @@ class Poller:
         if not durable:
             self._active.pop(inv.key, None)  # untracked meanwhile
             return
+        current = self._active.get(inv.key)
+        if current is not None and current.account != inv.account:
+            inv = replace(inv, account=current.account)  # moved while the call was in flight
         if inv.active:
             self._active[inv.key] = inv
         else:

@@ -68,7 +68,9 @@ class TokenBucket:
 
     def _refill(self, stamp: float) -> float:
         rate = self.rate(stamp)
-        self._tokens = min(self.burst, self._tokens + (stamp - self._stamp) * rate)
+        # The burst shrinks with the rate: a lowered rate must not be spent in one go.
+        cap = max(1.0, self.burst * rate / self.ceiling)
+        self._tokens = min(cap, self._tokens + (stamp - self._stamp) * rate)
         self._stamp = stamp
         return rate
 

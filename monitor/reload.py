@@ -44,5 +44,6 @@ def plan(current: Config, new: Config) -> ReloadPlan:
     )
 
 
-def _clients(accounts: list[AccountConfig]) -> list[AccountConfig]:
-    return [account.model_copy(update={"track": []}) for account in accounts]
+def _clients(accounts: list[AccountConfig]) -> dict[str, AccountConfig]:
+    # By name: the order of the list means nothing.
+    return {account.name: account.model_copy(update={"track": []}) for account in accounts}

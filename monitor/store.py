@@ -9,6 +9,7 @@ back to be counted and logged.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sqlite3
 import time
@@ -186,8 +187,15 @@ class StateFile:
         source: str,
         now: float | None = None,
         account: str = DEFAULT_ACCOUNT,
+        *,
+        rehome: bool = False,
     ) -> list[Key]:
-        """Track new pairs; pairs already tracked keep their state, source and account."""
+        """Track new pairs; pairs already tracked keep their state and source.
+
+        With `rehome` (the config or `track --account` naming a pair's account) a pair
+        already tracked moves to `account`: the operator's latest word wins, so a pair
+        tracked before accounts existed, under `default`, follows the config.
+        """
         stamp = time.time() if now is None else now
         added = []
         with self._transaction():
@@ -200,6 +208,12 @@ class StateFile:
                 )
                 if cursor.rowcount:
                     added.append(key)
+                elif rehome:
+                    self._conn.execute(
+                        "UPDATE invalidations SET account = ? WHERE distribution_id = ?"
+                        " AND invalidation_id = ? AND account != ?",
+                        (account, *key, account),
+                    )
         return added
 
     def remove(self, key: Key) -> bool:
@@ -352,9 +366,16 @@ class Store:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def add(
-        self, keys: Iterable[Key], source: str, account: str = DEFAULT_ACCOUNT
+        self,
+        keys: Iterable[Key],
+        source: str,
+        account: str = DEFAULT_ACCOUNT,
+        *,
+        rehome: bool = False,
     ) -> list[Key]:
-        return await self._run(self._state.add, list(keys), source, None, account)
+        return await self._run(
+            functools.partial(self._state.add, rehome=rehome), list(keys), source, None, account
+        )
 
     async def active(self) -> list[Invalidation]:
         return await self._run(self._state.active)

@@ -80,7 +80,7 @@ def _state_path(args: argparse.Namespace) -> Path:
 
 def _account(args: argparse.Namespace) -> str:
     """The --account named, checked against the config's accounts when there is one."""
-    name: str = args.account
+    name: str = args.account or DEFAULT_ACCOUNT
     try:
         AccountConfig(name=name)
     except ValidationError:
@@ -169,16 +169,15 @@ def _track(argv: list[str]) -> int:
     parser = _parser("track", "Start tracking an invalidation (source=cli).")
     _ids(parser, required=True)
     parser.add_argument(
-        "--account",
-        default=DEFAULT_ACCOUNT,
-        help="the configured account whose credentials poll it (default: default)",
+        "--account", help="the configured account whose credentials poll it (default: default)"
     )
     args = parser.parse_args(argv)
     key = _key(args)
     account = _account(args)
     state = _open(args, create=True)
     try:
-        added = state.add([key], "cli", account=account)
+        # An explicit --account moves a pair already tracked; without one it keeps its own.
+        added = state.add([key], "cli", account=account, rehome=args.account is not None)
     finally:
         state.close()
     what = "now tracked" if added else "already tracked"

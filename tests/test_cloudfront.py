@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from prometheus_client import generate_latest
 
-from monitor.cloudfront import ApiError, classify, open_cloudfront
+from monitor.cloudfront import ApiError, open_cloudfront
 from monitor.config import AwsConfig
 from monitor.invalidation import Key
 from monitor.metrics import Metrics
@@ -27,15 +27,6 @@ from tests.support import Moto, ScriptedCloudFront, metric_value, serve_scripted
 )
 def test_only_permanent_codes_are_permanent(code: str, permanent: bool) -> None:
     assert ApiError(code, "client_error", "").permanent is permanent
-
-
-def test_classify() -> None:
-    assert classify(200, None) == "ok"
-    assert classify(400, "Throttling") == "throttled"
-    assert classify(429, None) == "throttled"
-    assert classify(404, "NoSuchInvalidation") == "client_error"
-    assert classify(503, "ServiceUnavailable") == "server_error"
-    assert classify(None, None) == "network_error"
 
 
 async def test_get_invalidation_parses_status_and_create_time(moto: Moto) -> None:

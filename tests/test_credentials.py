@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
-from monitor.cloudfront import open_cloudfront
+from monitor.cloudfront import ApiError, open_cloudfront
 from monitor.config import AccountConfig, AwsConfig
 from monitor.emulator import Emulator, ThreadedEmulator
 from monitor.metrics import Metrics
@@ -65,6 +66,76 @@ async def test_a_role_in_the_config_signs_calls_with_its_assumed_credentials(
         "cim-test",
         "ext-1234",
     )
+
+
+async def test_a_role_assumed_from_a_named_profile(
+    moto: Moto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With a profile the credential chain has no `env` provider: the role must still
+    # come first, and the profile's keys only sign AssumeRole.
+    credentials = tmp_path / "credentials"
+    credentials.write_text(
+        "[src]\naws_access_key_id = AKIASOURCE0000000001\naws_secret_access_key = s\n"
+    )
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    with ThreadedEmulator(Emulator(duration="fixed:60", seed=1)) as emu:
+        aws = AwsConfig(endpoint_url=emu.url, sts_endpoint_url=moto.url, profile="src")
+        account = AccountConfig(name="prod", role_arn=PROD_ROLE)
+        async with open_cloudfront(aws, 2, Metrics(), account) as cf:
+            assert await cf.distribution_ids() == []
+        [key] = callers(emu)[""]
+    assert key != "AKIASOURCE0000000001"
+    assert assumed_role(key).role_arn == PROD_ROLE
+
+
+STS_DENIED = (
+    b'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender'
+    b"</Type><Code>AccessDenied</Code><Message>not authorized to perform sts:AssumeRole"
+    b"</Message></Error><RequestId>r-1</RequestId></ErrorResponse>"
+)
+
+
+async def test_a_role_that_cannot_be_assumed_fails_polls_transiently_and_spares_sts() -> None:
+    from aiohttp import web
+
+    asked: list[str] = []
+
+    async def deny(request: web.Request) -> web.Response:
+        asked.append(request.method)
+        return web.Response(status=403, body=STS_DENIED, content_type="text/xml")
+
+    app = web.Application()
+    app.router.add_post("/", deny)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    metrics = Metrics()
+    try:
+        with ThreadedEmulator(Emulator(duration="fixed:60", seed=1)) as emu:
+            aws = AwsConfig(endpoint_url=emu.url, sts_endpoint_url=f"http://127.0.0.1:{port}")
+            account = AccountConfig(name="prod", role_arn=PROD_ROLE)
+            async with open_cloudfront(aws, 2, metrics, account) as cf:
+                for _ in range(3):
+                    with pytest.raises(ApiError) as caught:
+                        await cf.distribution_ids()
+                    error = caught.value
+                    assert (error.code, error.outcome, error.permanent) == (
+                        "AssumeRoleFailed",
+                        "client_error",
+                        False,
+                    )
+                    assert "not authorized to perform sts:AssumeRole" in error.message
+            reached = emu.call(lambda: emu.stats.to_json()["requests"])
+    finally:
+        await runner.cleanup()
+    assert reached == 0  # nothing was sent to CloudFront unsigned or with other keys
+    assert len(asked) == 1  # the failure is remembered for RETRY_SECONDS
+    text = generate_latest(metrics.registry).decode()
+    requests = "cloudfront_invalidation_monitor_api_requests_total"
+    labels = {"account": "prod", "operation": "AssumeRole", "outcome": "client_error"}
+    assert metric_value(text, requests, **labels) == 1
 
 
 def test_one_daemon_watches_two_accounts_each_with_its_own_credentials(

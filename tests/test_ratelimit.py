@@ -70,3 +70,16 @@ def test_after_throttling_callers_wait_at_the_lower_rate_without_a_burst() -> No
     bucket.throttled(0.0)  # a full bucket of 10 saved tokens is not spent at once
     waits = [bucket.reserve(0.0) for _ in range(3)]
     assert waits == pytest.approx([0.2, 0.4, 0.6])
+
+
+def test_while_lowered_the_burst_shrinks_with_the_rate() -> None:
+    bucket = TokenBucket(rate=20, clock=lambda: 0.0)
+    for second in range(5):
+        bucket.throttled(float(second))
+    # Idle for a while: tokens refill, but only up to the lowered rate's share of the burst.
+    now = 10.0
+    cap = bucket.burst * bucket.rate(now) / bucket.ceiling
+    free = 0
+    while bucket.reserve(now) == 0.0:
+        free += 1
+    assert free == int(cap) < bucket.burst

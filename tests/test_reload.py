@@ -62,3 +62,10 @@ def test_an_accounts_track_list_is_live_its_credentials_need_a_restart() -> None
     [prod] = result.config.accounts  # the clients stay; the new pair is taken
     assert (prod.role_arn, prod.profile) == (ROLE, None)
     assert [p.key for p in prod.track] == [("EDFDVBD6EXAMPLE", "I2J0I21PCUYOIK")]
+
+
+def test_reordering_accounts_is_no_change() -> None:
+    accounts = [{"name": "prod", "role_arn": ROLE}, {"name": "dev", "profile": "dev"}]
+    current = parse_config({**BASE, "accounts": accounts})
+    result = plan(current, parse_config({**BASE, "accounts": accounts[::-1]}))
+    assert result.needs_restart == ()

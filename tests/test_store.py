@@ -155,9 +155,13 @@ def test_a_version_1_state_file_is_migrated_in_place_keeping_everything(tmp_path
     assert version == 2
 
 
-def test_the_account_a_pair_was_added_under_is_kept(tmp_path: Path) -> None:
+def test_a_pair_keeps_its_account_unless_an_operator_moves_it(tmp_path: Path) -> None:
     state = StateFile(tmp_path / "m.db")
     state.add([A], "cli", account="prod")
-    assert state.add([A], "config", account="dev") == []  # first one wins, like source
+    assert state.add([A], "discovered", account="dev") == []  # found again elsewhere: kept
     [inv] = state.active()
     assert (inv.account, inv.source) == ("prod", "cli")
+    # The config (or `track --account`) naming another account moves it, state and all.
+    assert state.add([A], "config", account="dev", rehome=True) == []
+    [inv] = state.active()
+    assert (inv.account, inv.source) == ("dev", "cli")

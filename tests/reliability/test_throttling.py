@@ -5,8 +5,9 @@ The daemon (a real subprocess) polls more invalidations than its ceiling allows,
 sends at the ceiling, and no faster. Then the emulator answers every request Throttling:
 the daemon must lower its own rate (the exported limit falls, and it sends far fewer
 requests than the ceiling would allow), climb back once the throttling stops, and still
-record every completion exactly once. botocore's retries are `standard` here so that the
-slow-down measured is the daemon's own; `adaptive` (the default) only adds botocore's.
+record every completion exactly once. botocore's retries are off here (`standard`, one
+attempt) so that the slow-down measured is the daemon's own, not botocore's back-off
+between retries; `adaptive` (the default) only adds botocore's.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def test_throttling_slows_the_daemon_down_and_loses_nothing(tmp_path: Path) -> N
                 "endpoint_url": cloud.url,
                 "max_requests_per_second": CEILING,
                 "retry_mode": "standard",
-                "max_attempts": 3,
+                "max_attempts": 1,
             },
             state={"path": str(state)},
             poll={"schedule": "fixed", "interval_seconds": 0.5, "batch": False, "concurrency": 8},

@@ -89,20 +89,57 @@ class Poller:
         if await self._store.changed_elsewhere():
             await self.load(announce=True)
         self._health.idle = not self._active
-        idle: dict[Scope, list[Key]] = defaultdict(list)  # not in flight, by distribution
+        batch, pool = self.policy.batch, self.policy.batch and self.policy.schedule is not None
+        # By scope: one distribution, as one account sees it.
+        idle: dict[Scope, list[Key]] = defaultdict(list)  # not in flight
         due: dict[Scope, list[Key]] = defaultdict(list)
         earliest: dict[Scope, float] = {}  # the longest-waiting due pair's due time
+        answered: set[Scope] = set()  # scopes with a pair CloudFront answered for
+        progress: dict[Scope, float] = defaultdict(float)  # pooled, see below
+        ahead: dict[Scope, tuple[float, Key]] = {}  # the pair furthest into its interval
         for key, inv in self._active.items():
-            if key not in self._in_flight:
-                scope = (inv.account, key.distribution_id)
-                idle[scope].append(key)
-                if inv.next_poll_at <= now:
-                    due[scope].append(key)
-                    earliest[scope] = min(inv.next_poll_at, earliest.get(scope, now))
+            dist = (inv.account, key.distribution_id)
+            if inv.status is not None:
+                answered.add(dist)
+            if key in self._in_flight:
+                continue
+            idle[dist].append(key)
+            if inv.next_poll_at <= now:
+                due[dist].append(key)
+                earliest[dist] = min(inv.next_poll_at, earliest.get(dist, now))
+            elif pool and inv.last_polled is not None and inv.next_poll_at > inv.last_polled:
+                share = (now - inv.last_polled) / (inv.next_poll_at - inv.last_polled)
+                progress[dist] += share
+                if share > ahead.get(dist, (-1.0, key))[0]:
+                    ahead[dist] = (share, key)
+        if batch:
+            for dist in answered & due.keys():
+                # A pair CloudFront has not answered for yet (just tracked) is looked at
+                # by its distribution's next listing, which its siblings need within
+                # interval_seconds anyway: a deploy that adds one to a distribution
+                # already watched costs no call of its own. Alone, it is looked at now.
+                keys = [k for k in due[dist] if self._active[k].status is not None]
+                if keys:
+                    due[dist] = keys
+                    earliest[dist] = min(self._active[k].next_poll_at for k in keys)
+                else:
+                    del due[dist]
+        if pool:
+            # One listing answers for all of a distribution's invalidations, so their
+            # schedules are pooled: each pair's interval is the time by which `step` of
+            # the invalidations like it will have completed, so the fractions of their
+            # intervals that have elapsed add up to about the expected completions among
+            # them, over `step`. The listing is due when that sum reaches one: for one
+            # invalidation the same rule as before, and two running together, each
+            # halfway to its next look, get a listing now rather than each waiting.
+            for dist, total in progress.items():
+                if total >= 1.0 and dist not in due and len(idle[dist]) > 1:
+                    due[dist] = [ahead[dist][1]]
+                    earliest[dist] = now
         wait = self.policy.min_interval
         for scope, keys in due.items():
             siblings = idle[scope]
-            if self.policy.batch and len(siblings) > 1:
+            if batch and len(siblings) > 1:
                 # One listing answers for all of a distribution's invalidations, so it is
                 # worth waiting until a quarter of them are due, as long as none waits
                 # more than min_interval past its time; and a burst of new ones gets one

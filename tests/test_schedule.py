@@ -62,11 +62,20 @@ def _simulate(schedule: Schedule, n: int = 2000) -> tuple[float, float]:
 
 def test_adaptive_detects_faster_than_a_fixed_20s_policy() -> None:
     # The same model the benchmark measures end to end; here only as a property of the
-    # pure schedule: the adaptive one halves the median lag of the waiter's policy.
+    # pure schedule, one invalidation on its own.
     fixed_calls, fixed_lag = _simulate(FixedSchedule(20))
+    # The default step is coarse, because the poller pools a distribution's looks
+    # (test_poller): alone, it is still faster than the waiter, for about as many calls.
     calls, lag = _simulate(Schedule(min_interval=2, max_interval=20, spread=0.5))
-    assert lag <= fixed_lag / 1.5
-    assert calls == pytest.approx(fixed_calls, rel=0.6)
+    assert lag <= fixed_lag / 1.25
+    assert calls == pytest.approx(fixed_calls, rel=0.2)
+    # A finer step buys a lower lag with more calls: with 0.15 it is a third lower. The
+    # default leaves those calls to the pooled listings, which look where it pays.
+    finer_calls, finer_lag = _simulate(
+        Schedule(min_interval=2, max_interval=20, step=0.15, spread=0.5)
+    )
+    assert finer_lag <= fixed_lag / 1.5
+    assert calls < finer_calls / 1.1
 
 
 async def test_daemon_policy_learns_from_the_state_files_history(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 """The poll loop: picks due invalidations, asks CloudFront, feeds the state machine,
 persists what it returns, and only then counts and logs it.
 
-APScheduler calls `tick()` every second. A tick only enqueues the pairs that are due; a
-fixed pool of `concurrency` workers drains the queue, so the number of calls in flight is
+APScheduler calls `tick()` every second (or sooner, see daemon.tick_seconds). A tick
+only enqueues the looks `looks.plan` says are due; a fixed pool of `concurrency` workers drains the queue, so the number of calls in flight is
 bounded and a slow API never makes ticks pile up. Results are written in batches; a pair
 stays "in flight" until its result is durable, so it is never polled twice at once.
 """
@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from monitor import transition
+from monitor import looks, transition
 from monitor.cloudfront import ApiError, CloudFront
 from monitor.health import Health
 from monitor.invalidation import Invalidation, Key
 from monitor.logs import get_logger
+from monitor.looks import Job, Refresh, Scope
 from monitor.metrics import Metrics
 from monitor.store import Store
 from monitor.transition import Observation, Outcome, Policy
@@ -89,75 +89,14 @@ class Poller:
         if await self._store.changed_elsewhere():
             await self.load(announce=True)
         self._health.idle = not self._active
-        batch, pool = self.policy.batch, self.policy.batch and self.policy.schedule is not None
-        # By scope: one distribution, as one account sees it.
-        idle: dict[Scope, list[Key]] = defaultdict(list)  # not in flight
-        due: dict[Scope, list[Key]] = defaultdict(list)
-        earliest: dict[Scope, float] = {}  # the longest-waiting due pair's due time
-        answered: set[Scope] = set()  # scopes with a pair CloudFront answered for
-        progress: dict[Scope, float] = defaultdict(float)  # pooled, see below
-        ahead: dict[Scope, tuple[float, Key]] = {}  # the pair furthest into its interval
-        for key, inv in self._active.items():
-            dist = (inv.account, key.distribution_id)
-            if inv.status is not None:
-                answered.add(dist)
-            if key in self._in_flight:
-                continue
-            idle[dist].append(key)
-            if inv.next_poll_at <= now:
-                due[dist].append(key)
-                earliest[dist] = min(inv.next_poll_at, earliest.get(dist, now))
-            elif pool and inv.last_polled is not None and inv.next_poll_at > inv.last_polled:
-                share = (now - inv.last_polled) / (inv.next_poll_at - inv.last_polled)
-                progress[dist] += share
-                if share > ahead.get(dist, (-1.0, key))[0]:
-                    ahead[dist] = (share, key)
-        if batch:
-            for dist in answered & due.keys():
-                # A pair CloudFront has not answered for yet (just tracked) is looked at
-                # by its distribution's next listing, which its siblings need within
-                # interval_seconds anyway: a deploy that adds one to a distribution
-                # already watched costs no call of its own. Alone, it is looked at now.
-                keys = [k for k in due[dist] if self._active[k].status is not None]
-                if keys:
-                    due[dist] = keys
-                    earliest[dist] = min(self._active[k].next_poll_at for k in keys)
-                else:
-                    del due[dist]
-        if pool:
-            # One listing answers for all of a distribution's invalidations, so their
-            # schedules are pooled: each pair's interval is the time by which `step` of
-            # the invalidations like it will have completed, so the fractions of their
-            # intervals that have elapsed add up to about the expected completions among
-            # them, over `step`. The listing is due when that sum reaches one: for one
-            # invalidation the same rule as before, and two running together, each
-            # halfway to its next look, get a listing now rather than each waiting.
-            for dist, total in progress.items():
-                if total >= 1.0 and dist not in due and len(idle[dist]) > 1:
-                    due[dist] = [ahead[dist][1]]
-                    earliest[dist] = now
-        wait = self.policy.min_interval
-        for scope, keys in due.items():
-            siblings = idle[scope]
-            if batch and len(siblings) > 1:
-                # One listing answers for all of a distribution's invalidations, so it is
-                # worth waiting until a quarter of them are due, as long as none waits
-                # more than min_interval past its time; and a burst of new ones gets one
-                # listing per min_interval, not one each.
-                overdue = now - earliest[scope] >= wait
-                if 4 * len(keys) < len(siblings) and not overdue:
-                    continue
-                if now - self._listed_at.get(scope, 0.0) < wait:
-                    continue
-                self._listed_at[scope] = now
-                # One ListInvalidations answers for every tracked invalidation of the
-                # distribution; refreshing siblings not yet due costs nothing and aligns them.
-                self._in_flight.update(siblings)
-                self._queue.put_nowait(Refresh(*scope, tuple(siblings)))
+        jobs = looks.plan(self._active, self._in_flight, now, self.policy, self._listed_at)
+        for job in jobs:
+            if isinstance(job, Refresh):
+                self._listed_at[job.account, job.distribution_id] = now
+                self._in_flight.update(job.keys)
             else:
-                self._in_flight.update(keys)
-                for key in keys:
-                    self._queue.put_nowait(key)
+                self._in_flight.add(job)
+            self._queue.put_nowait(job)
         await self.flush()
 
     def offer(self, seen: Iterable[tuple[Key, Observation]]) -> None:
@@ -320,19 +259,6 @@ class Poller:
                 error_code=outcome.error_code,
                 failures=inv.failures,
             )
-
-
-@dataclass(frozen=True, slots=True)
-class Refresh:
-    """Observe these tracked invalidations of one distribution with one listing."""
-
-    account: str
-    distribution_id: str
-    keys: tuple[Key, ...]
-
-
-Job = Key | Refresh
-Scope = tuple[str, str]  # (account, distribution_id)
 
 
 def _older_than_all(page: list[tuple[Key, Observation]], wanted: Iterable[Invalidation]) -> bool:

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
-from typing import cast
 
 import pytest
 
-from monitor.cloudfront import CloudFront
-from monitor.health import Health
-from monitor.invalidation import Invalidation, Key
-from monitor.metrics import Metrics
-from monitor.poller import Job, Poller, Refresh
-from monitor.schedule import Schedule
-from monitor.store import StateFile, Store
-from monitor.transition import Outcome, Policy
+from monitor.invalidation import Key
+from monitor.store import StateFile
+from monitor.transition import Policy
 from tests.support import (
     Moto,
     Rig,
@@ -162,72 +155,3 @@ async def test_a_pair_of_an_unconfigured_account_waits_for_it_without_a_call(
     await rig.until(lambda: any(i.status == "InProgress" for i in rig.poller.active()))
     [inv] = rig.poller.active()
     assert inv.account == "default"
-
-
-# -- which calls a tick makes: a frozen clock, no workers, the queue inspected --
-
-DIST, OTHER = "EDIST1AAAAAA", "EDIST2BBBBBB"
-ADAPTIVE = Policy(
-    interval_seconds=20, max_failures=3, stuck_after_seconds=900, schedule=Schedule(2, 20)
-)
-
-
-def _running(dist: str, n: int, last: float, due: float) -> Invalidation:
-    """In progress, last looked at `last`, its own next look at `due`."""
-    key = Key(dist, f"I{n:011d}")
-    return Invalidation(
-        key, "config", status="InProgress", create_time=0.0, last_polled=last, next_poll_at=due
-    )
-
-
-def _new(dist: str, n: int) -> Invalidation:
-    return Invalidation(Key(dist, f"I{n:011d}"), "config")  # tracked, never answered for
-
-
-async def _jobs(tmp_path: Path, policy: Policy, invs: list[Invalidation], now: float) -> list[Job]:
-    state = StateFile(tmp_path / "m.db")
-    state.add([inv.key for inv in invs], "config")
-    state.apply([Outcome(inv) for inv in invs])
-    state.close()
-    store = await Store.open(tmp_path / "m.db")
-    try:
-        health = Health(interval_seconds=20, tick_seconds=0.5, state_loaded=True)
-        cloudfront = cast(CloudFront, None)  # no workers: nothing is called
-        clients = {"default": cloudfront}
-        poller = Poller(store, clients, Metrics(), health, policy, 1, clock=lambda: now)
-        await poller.load()
-        await poller.tick()
-        return [poller._queue.get_nowait() for _ in range(poller._queue.qsize())]
-    finally:
-        await store.close()
-
-
-def _refresh(dist: str, invs: list[Invalidation]) -> Refresh:
-    return Refresh("default", dist, tuple(inv.key for inv in invs))
-
-
-async def test_siblings_pool_their_looks_into_one_listing(tmp_path: Path) -> None:
-    # Each is 60% of the way to its own next look: neither is due, but together they
-    # expect more completions than one due invalidation would, so the listing goes now.
-    pair = [_running(DIST, 1, 100.0, 110.0), _running(DIST, 2, 100.0, 110.0)]
-    assert await _jobs(tmp_path / "a", ADAPTIVE, pair, now=106.0) == [_refresh(DIST, pair)]
-    assert await _jobs(tmp_path / "b", ADAPTIVE, pair, now=104.0) == []  # 0.4 + 0.4
-    # The fixed schedule promises one look per interval: no pooling there.
-    fixed = replace(ADAPTIVE, schedule=None)
-    assert await _jobs(tmp_path / "c", fixed, pair, now=106.0) == []
-
-
-async def test_a_new_pair_rides_along_with_its_distributions_next_listing(
-    tmp_path: Path,
-) -> None:
-    watched = _running(DIST, 1, 100.0, 115.0)
-    new, alone = _new(DIST, 2), _new(OTHER, 3)
-    # Its distribution is already watched: no call of its own, while a new pair on a
-    # distribution nobody watches is looked at at once.
-    assert await _jobs(tmp_path / "a", ADAPTIVE, [watched, new, alone], now=101.0) == [alone.key]
-    # The sibling's look is due: one listing answers for both.
-    both = [watched, new]
-    assert await _jobs(tmp_path / "b", ADAPTIVE, both, now=115.0) == [_refresh(DIST, both)]
-    # Without batching there is no listing to ride along with.
-    single = replace(ADAPTIVE, batch=False)
-    assert await _jobs(tmp_path / "c", single, both, now=101.0) == [new.key]

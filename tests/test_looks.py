@@ -1,0 +1,87 @@
+"""Which looks a tick makes: pure planning, a frozen clock, the jobs inspected."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from monitor.invalidation import Invalidation, Key
+from monitor.looks import Job, Refresh, plan
+from monitor.schedule import Schedule
+from monitor.transition import Policy
+
+DIST, OTHER = "EDIST1AAAAAA", "EDIST2BBBBBB"
+ADAPTIVE = Policy(
+    interval_seconds=20, max_failures=3, stuck_after_seconds=900, schedule=Schedule(2, 20)
+)
+
+
+def _running(dist: str, n: int, last: float, due: float) -> Invalidation:
+    """In progress, last looked at `last`, its own next look at `due`."""
+    key = Key(dist, f"I{n:011d}")
+    return Invalidation(
+        key, "config", status="InProgress", create_time=0.0, last_polled=last, next_poll_at=due
+    )
+
+
+def _new(dist: str, n: int) -> Invalidation:
+    return Invalidation(Key(dist, f"I{n:011d}"), "config")  # tracked, never answered for
+
+
+def _jobs(policy: Policy, invs: list[Invalidation], now: float) -> list[Job]:
+    return plan({inv.key: inv for inv in invs}, set(), now, policy, {})
+
+
+def _refresh(dist: str, invs: list[Invalidation]) -> Refresh:
+    return Refresh("default", dist, tuple(inv.key for inv in invs))
+
+
+def test_siblings_pool_their_looks_into_one_listing() -> None:
+    # Each is 60% of the way to its own next look: neither is due, but together they
+    # expect more completions than one due invalidation would, so the listing goes now.
+    pair = [_running(DIST, 1, 100.0, 110.0), _running(DIST, 2, 100.0, 110.0)]
+    assert _jobs(ADAPTIVE, pair, now=106.0) == [_refresh(DIST, pair)]
+    assert _jobs(ADAPTIVE, pair, now=104.0) == []  # 0.4 + 0.4
+    # The fixed schedule promises one look per interval: no pooling there.
+    fixed = replace(ADAPTIVE, schedule=None)
+    assert _jobs(fixed, pair, now=106.0) == []
+
+
+def test_a_new_pair_rides_along_with_its_distributions_next_listing() -> None:
+    watched = _running(DIST, 1, 100.0, 115.0)
+    new, alone = _new(DIST, 2), _new(OTHER, 3)
+    # Its distribution is already watched: no call of its own, while a new pair on a
+    # distribution nobody watches is looked at at once.
+    assert _jobs(ADAPTIVE, [watched, new, alone], now=101.0) == [alone.key]
+    # The sibling's look is due: one listing answers for both.
+    both = [watched, new]
+    assert _jobs(ADAPTIVE, both, now=115.0) == [_refresh(DIST, both)]
+    # Without batching there is no listing to ride along with.
+    single = replace(ADAPTIVE, batch=False)
+    assert _jobs(single, both, now=101.0) == [new.key]
+
+
+def test_a_listing_waits_for_a_quarter_of_its_distribution_or_an_overdue_pair() -> None:
+    many = [_running(DIST, n, 100.0, 130.0) for n in range(8)]
+    one_due = [_running(DIST, 8, 100.0, 110.0), *many]  # 1 of 9 due: wait
+    assert _jobs(ADAPTIVE, one_due, now=110.5) == []
+    # ...unless it is min_interval (2 s) late.
+    assert _jobs(ADAPTIVE, one_due, now=112.0) == [_refresh(DIST, one_due)]
+    three_due = [_running(DIST, n, 100.0, 110.0) for n in range(8, 11)] + many
+    assert _jobs(ADAPTIVE, three_due, now=110.5) == [_refresh(DIST, three_due)]
+
+
+def test_one_listing_per_min_interval_and_nothing_in_flight_is_asked_again() -> None:
+    invs = [_running(DIST, n, 100.0, 110.0) for n in range(3)]
+    active = {inv.key: inv for inv in invs}
+    listed = {("default", DIST): 109.0}
+    assert plan(active, set(), 110.0, ADAPTIVE, listed) == []  # listed 1 s ago
+    assert plan(active, set(), 111.0, ADAPTIVE, listed) == [_refresh(DIST, invs)]
+    busy = {invs[0].key}
+    assert plan(active, busy, 111.0, ADAPTIVE, listed) == [_refresh(DIST, invs[1:])]
+
+
+def test_each_account_lists_its_own_view_of_a_distribution() -> None:
+    ours = _running(DIST, 1, 100.0, 110.0)
+    theirs = replace(_running(DIST, 2, 100.0, 110.0), account="prod")
+    # Two scopes of one pair each: no listing shared across credentials.
+    assert _jobs(ADAPTIVE, [ours, theirs], now=110.0) == [ours.key, theirs.key]

@@ -1,10 +1,11 @@
 """The poll loop: picks due invalidations, asks CloudFront, feeds the state machine,
 persists what it returns, and only then counts and logs it.
 
-APScheduler calls `tick()` every second (or sooner, see daemon.tick_seconds). A tick
-only enqueues the looks `looks.plan` says are due; a fixed pool of `concurrency` workers drains the queue, so the number of calls in flight is
-bounded and a slow API never makes ticks pile up. Results are written in batches; a pair
-stays "in flight" until its result is durable, so it is never polled twice at once.
+APScheduler calls `tick()` every second (or sooner, see daemon.tick_seconds). A tick only
+enqueues the looks `looks.plan` says are due; a fixed pool of `concurrency` workers
+drains the queue, so the number of calls in flight is bounded and a slow API never makes
+ticks pile up. Results are written in batches; a pair stays "in flight" until its result
+is durable, so it is never polled twice at once.
 """
 
 from __future__ import annotations

@@ -28,6 +28,9 @@ from monitor.ratelimit import TokenBucket
 from monitor.transition import Observation
 
 # EntityNotFound: CloudFront's answer for an unknown distribution tenant.
+# Failures before any request reached CloudFront: no refusal of one operation (a batched
+# listing falls back to GetInvalidation only when CloudFront refused the listing).
+NOT_SENT = frozenset({"AssumeRoleFailed", "UnknownAccount", "NoCredentials"})
 PERMANENT_CODES = frozenset(
     {"NoSuchInvalidation", "NoSuchDistribution", "EntityNotFound", "AccessDenied"}
 )
@@ -55,8 +58,12 @@ class CloudFront:
         slots: asyncio.Semaphore,
         ceiling: TokenBucket,
         account: str = DEFAULT_ACCOUNT,
+        credentials: Any = None,
     ) -> None:
         self._client = client
+        # An assumed role's refreshable credentials, or None. Brought up to date before a
+        # call takes one of the shared slots: a slow STS must stall this account only.
+        self._credentials = credentials
         self._metrics = metrics
         # Bounds every API call the daemon makes, whoever makes it, in whichever account.
         self._slots = slots
@@ -149,6 +156,8 @@ class CloudFront:
         method = getattr(self._client, _snake(operation))
         started = time.perf_counter()
         try:
+            if self._credentials is not None:
+                await self._credentials.get_frozen_credentials()
             async with self._slots:
                 answer: dict[str, Any] = await method(**params)
         except ClientError as error:
@@ -216,7 +225,9 @@ async def open_cloudfront(
     """A client for one account (by default the one aws.profile reaches)."""
     account = account or AccountConfig(name=DEFAULT_ACCOUNT)
     ceiling = account.max_requests_per_second or aws.max_requests_per_second
-    async with session_for(aws, account).client(
+    session = session_for(aws, account)
+    credentials = await session.get_credentials() if account.role_arn else None
+    async with session.client(
         "cloudfront",
         region_name=aws.region,
         endpoint_url=aws.endpoint_url,
@@ -228,6 +239,7 @@ async def open_cloudfront(
             slots or asyncio.Semaphore(concurrency),
             TokenBucket(ceiling),
             account.name,
+            credentials,
         )
 
 

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import aioboto3
+from aiobotocore.config import AioConfig
 from aiobotocore.credentials import AioDeferredRefreshableCredentials
 from aiobotocore.session import AioSession
 from botocore.credentials import CredentialProvider
@@ -87,9 +88,17 @@ class _AssumeRole(CredentialProvider):  # type: ignore[misc]
     async def _assume(self) -> dict[str, Any]:
         account = self._account
         extra = {"ExternalId": account.external_id} if account.external_id else {}
+        aws = self._aws
+        # The daemon's own timeouts and attempts, not botocore's defaults (60 s, legacy
+        # retries): a refresh holds up every call of the account while it runs.
+        config = AioConfig(
+            connect_timeout=aws.connect_timeout_seconds,
+            read_timeout=aws.read_timeout_seconds,
+            retries={"mode": "standard", "total_max_attempts": aws.max_attempts},
+        )
         try:
             async with self._source.create_client(
-                "sts", region_name=self._aws.region, endpoint_url=self._aws.sts_endpoint_url
+                "sts", region_name=aws.region, endpoint_url=aws.sts_endpoint_url, config=config
             ) as sts:
                 answer = await sts.assume_role(
                     RoleArn=account.role_arn, RoleSessionName=account.role_session_name, **extra

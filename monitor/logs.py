@@ -85,6 +85,9 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
         logging.getLogger(name).setLevel(max(_LEVELS[level], logging.INFO))
     # aiohttp's access log would log every scrape; APScheduler logs every job run at INFO.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # A failed role refresh is logged with a traceback on every call that waits for it;
+    # our poll_failed line (AssumeRoleFailed, with STS's message) says it once per look.
+    logging.getLogger("aiobotocore.credentials").setLevel(logging.ERROR)
     logging.getLogger("apscheduler").setLevel(max(_LEVELS[level], logging.WARNING))
 
 

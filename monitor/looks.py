@@ -10,8 +10,9 @@ answers for all of a distribution's invalidations, and three rules make it pay:
   completions expected among them, over `step`): for one invalidation its own schedule,
   and two running together, each halfway to its next look, get a listing now;
 - a pair CloudFront has not answered for yet (just tracked) rides along with its
-  distribution's next listing, which the siblings need within `interval_seconds` anyway;
-  alone on its distribution it is looked at at once;
+  distribution's next listing, which the siblings need within `interval_seconds` anyway
+  (and after `interval_seconds` it is looked at on its own whatever they do); alone on
+  its distribution it is looked at at once;
 - with many on one distribution, a listing waits until a quarter of them are due (none
   more than `min_interval` late), and a burst of new ones gets one listing per
   `min_interval`, not one each.
@@ -74,7 +75,14 @@ def plan(
                 ahead[scope] = (share, key)
     if batch:
         for scope in answered & due.keys():
-            keys = [k for k in due[scope] if active[k].status is not None]
+            # A new pair waits for the siblings' listing, but not past one interval: their
+            # looks may come from elsewhere meanwhile (a discovery scan's listing).
+            keys = [
+                k
+                for k in due[scope]
+                if active[k].status is not None
+                or now - active[k].next_poll_at >= policy.interval_seconds
+            ]
             if keys:
                 due[scope] = keys
                 earliest[scope] = min(active[k].next_poll_at for k in keys)

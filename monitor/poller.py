@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
 
 from monitor import looks, transition
-from monitor.cloudfront import ApiError, CloudFront
+from monitor.cloudfront import NOT_SENT, ApiError, CloudFront
 from monitor.health import Health
 from monitor.invalidation import Invalidation, Key
 from monitor.logs import get_logger
@@ -155,9 +154,10 @@ class Poller:
                 if not wanted or _older_than_all(page, wanted.values()):
                     break
         except ApiError as error:
-            # Throttled or down: one failure each, retried on schedule. Refused (a policy
-            # without ListInvalidations, say): ask one by one, as if batching were off.
-            if error.outcome != "client_error":
+            # Throttled, down, or never sent (no credentials, a role that cannot be
+            # assumed): one failure each, retried on schedule. Refused by CloudFront (a
+            # policy without ListInvalidations, say): ask one by one, as if unbatched.
+            if error.outcome != "client_error" or error.code in NOT_SENT:
                 return outcomes + [self._failed(inv, error) for inv in wanted.values()]
             self._log.warning(
                 "batch_refresh_refused",
@@ -216,7 +216,8 @@ class Poller:
             self._in_flight.discard(outcome.invalidation.key)
             accounts[outcome.invalidation.key] = outcome.invalidation.account
         for outcome in batch:
-            self._settle(outcome, outcome.invalidation.key in applied.updated)
+            if outcome.invalidation.key not in applied.moved:  # the reload has the new one
+                self._settle(outcome, outcome.invalidation.key in applied.updated)
         for t in applied.transitions:
             if t.latency_seconds is not None and self.policy.schedule is not None:
                 self.policy.schedule.learn(t.latency_seconds)
@@ -234,9 +235,6 @@ class Poller:
         if not durable:
             self._active.pop(inv.key, None)  # untracked meanwhile
             return
-        current = self._active.get(inv.key)
-        if current is not None and current.account != inv.account:
-            inv = replace(inv, account=current.account)  # moved while the call was in flight
         if inv.active:
             self._active[inv.key] = inv
         else:

@@ -78,6 +78,9 @@ class Applied:
 
     updated: frozenset[Key]  # rows that still existed and were written
     transitions: tuple[Transition, ...]  # newly recorded, never seen by the store before
+    # Moved to another account while the call was in flight: not written (the answer came
+    # with the old account's credentials), the pair is still tracked.
+    moved: frozenset[Key] = frozenset()
 
 
 def _row_to_invalidation(row: Sequence[Any]) -> Invalidation:
@@ -200,19 +203,24 @@ class StateFile:
         added = []
         with self._transaction():
             for key in keys:
+                # Due at once; next_poll_at also dates how long a pair never answered
+                # for has waited (looks.plan lets it ride along for a while, not forever).
                 cursor = self._conn.execute(
                     "INSERT OR IGNORE INTO invalidations"
-                    " (distribution_id, invalidation_id, source, added_at, account)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (*key, source, stamp, account),
+                    " (distribution_id, invalidation_id, source, added_at, account, next_poll_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (*key, source, stamp, account, stamp),
                 )
                 if cursor.rowcount:
                     added.append(key)
                 elif rehome:
+                    # A fresh start under the new credentials: what the old ones were
+                    # refused (AccessDenied, given up) says nothing about the new ones.
                     self._conn.execute(
-                        "UPDATE invalidations SET account = ? WHERE distribution_id = ?"
+                        "UPDATE invalidations SET account = ?, failures = 0, last_error = NULL,"
+                        " gave_up = 0, next_poll_at = ? WHERE distribution_id = ?"
                         " AND invalidation_id = ? AND account != ?",
-                        (account, *key, account),
+                        (account, stamp, *key, account),
                     )
         return added
 
@@ -261,10 +269,11 @@ class StateFile:
             # One executemany keeps the per-poll write in C: at hundreds of polls a second
             # this thread would otherwise hold the GIL the event loop needs.
             cursor = self._conn.executemany(_UPDATE_STATE, rows)
+            moved: set[Key] = set()
             if cursor.rowcount == len(rows):
                 updated = {outcome.invalidation.key for outcome in outcomes}
-            else:  # some were untracked while their call was in flight
-                updated = self._tracked({outcome.invalidation.key for outcome in outcomes})
+            else:  # some were untracked, or moved, while their call was in flight
+                updated, moved = self._written([outcome.invalidation for outcome in outcomes])
             for outcome in outcomes:
                 t = outcome.transition
                 if t is None or t.key not in updated:
@@ -284,17 +293,21 @@ class StateFile:
                 )
                 if cursor.rowcount:
                     recorded.append(t)
-        return Applied(frozenset(updated), tuple(recorded))
+        return Applied(frozenset(updated), tuple(recorded), frozenset(moved))
 
-    def _tracked(self, keys: set[Key]) -> set[Key]:
-        return {
-            key
-            for key in keys
-            if self._conn.execute(
-                "SELECT 1 FROM invalidations WHERE distribution_id = ? AND invalidation_id = ?",
-                key,
+    def _written(self, invalidations: list[Invalidation]) -> tuple[set[Key], set[Key]]:
+        """Which rows the update wrote, and which it skipped because their account changed."""
+        written: set[Key] = set()
+        moved: set[Key] = set()
+        for inv in invalidations:
+            row = self._conn.execute(
+                "SELECT account FROM invalidations"
+                " WHERE distribution_id = ? AND invalidation_id = ?",
+                inv.key,
             ).fetchone()
-        }
+            if row is not None:
+                (written if row[0] == inv.account else moved).add(inv.key)
+        return written, moved
 
     def data_version(self) -> int:
         """Changes whenever *another* connection commits (the CLI adding a pair, say)."""
@@ -309,7 +322,7 @@ _UPDATE_STATE = (
     "UPDATE invalidations SET status = ?, create_time = ?, first_seen = ?,"
     " last_polled = ?, completed_at = ?, failures = ?, last_error = ?,"
     " gave_up = ?, stuck = ?, next_poll_at = ?"
-    " WHERE distribution_id = ? AND invalidation_id = ?"
+    " WHERE distribution_id = ? AND invalidation_id = ? AND account = ?"
 )
 
 
@@ -326,6 +339,7 @@ def _state_row(inv: Invalidation) -> tuple[object, ...]:
         int(inv.stuck),
         inv.next_poll_at,
         *inv.key,
+        inv.account,
     )
 
 

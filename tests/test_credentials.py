@@ -138,6 +138,49 @@ async def test_a_role_that_cannot_be_assumed_fails_polls_transiently_and_spares_
     assert metric_value(text, requests, **labels) == 1
 
 
+async def test_a_slow_sts_for_one_account_does_not_stall_the_others() -> None:
+    # Every account shares the poll concurrency bound; one account's role refresh must
+    # not hold a slot while STS takes its time. One slot here, STS answering only when
+    # the test says so: the other account's call must go through meanwhile.
+    import asyncio
+
+    from aiohttp import web
+
+    asked = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        asked.set()
+        await release.wait()
+        return web.Response(status=403, body=STS_DENIED, content_type="text/xml")
+
+    app = web.Application()
+    app.router.add_post("/", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    slots = asyncio.Semaphore(1)
+    try:
+        with ThreadedEmulator(Emulator(duration="fixed:60", seed=1)) as emu:
+            aws = AwsConfig(endpoint_url=emu.url, sts_endpoint_url=f"http://127.0.0.1:{port}")
+            prod = AccountConfig(name="prod", role_arn=PROD_ROLE)
+            async with (
+                open_cloudfront(aws, 1, Metrics(), prod, slots) as stalled,
+                open_cloudfront(aws, 1, Metrics(), None, slots) as other,
+            ):
+                waiting = asyncio.create_task(stalled.distribution_ids())
+                await asyncio.wait_for(asked.wait(), 10)
+                assert await asyncio.wait_for(other.distribution_ids(), 10) == []
+                assert not waiting.done()
+                release.set()
+                with pytest.raises(ApiError, match="AssumeRoleFailed"):
+                    await waiting
+    finally:
+        release.set()
+        await runner.cleanup()
+
+
 def test_one_daemon_watches_two_accounts_each_with_its_own_credentials(
     moto: Moto, tmp_path: Path
 ) -> None:

@@ -24,7 +24,8 @@ def _running(dist: str, n: int, last: float, due: float) -> Invalidation:
 
 
 def _new(dist: str, n: int) -> Invalidation:
-    return Invalidation(Key(dist, f"I{n:011d}"), "config")  # tracked, never answered for
+    # Tracked at 100 (store.add makes it due then), never answered for.
+    return Invalidation(Key(dist, f"I{n:011d}"), "config", next_poll_at=100.0)
 
 
 def _jobs(policy: Policy, invs: list[Invalidation], now: float) -> list[Job]:
@@ -85,3 +86,13 @@ def test_each_account_lists_its_own_view_of_a_distribution() -> None:
     theirs = replace(_running(DIST, 2, 100.0, 110.0), account="prod")
     # Two scopes of one pair each: no listing shared across credentials.
     assert _jobs(ADAPTIVE, [ours, theirs], now=110.0) == [ours.key, theirs.key]
+
+
+def test_a_new_pair_waits_for_its_siblings_listing_one_interval_at_most() -> None:
+    # The sibling's own looks keep being put off (a discovery scan's listing answers for
+    # it, say): the new pair is looked at anyway once it has waited interval_seconds
+    watched = _running(DIST, 1, 100.0, 115.0)
+    new = replace(_new(DIST, 2), next_poll_at=90.0)  # tracked at 90 (store.add)
+    assert _jobs(ADAPTIVE, [watched, new], now=109.0) == []
+    # (a listing, since it answers for the sibling too at no extra cost)
+    assert _jobs(ADAPTIVE, [watched, new], now=110.0) == [_refresh(DIST, [watched, new])]

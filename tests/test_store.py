@@ -165,3 +165,38 @@ def test_a_pair_keeps_its_account_unless_an_operator_moves_it(tmp_path: Path) ->
     assert state.add([A], "config", account="dev", rehome=True) == []
     [inv] = state.active()
     assert (inv.account, inv.source) == ("dev", "cli")
+
+
+def test_moving_a_pair_gives_it_a_fresh_start_under_the_new_account(tmp_path: Path) -> None:
+    state = StateFile(tmp_path / "m.db")
+    state.add([A], "config", now=1.0)
+    [inv] = state.active()
+    # Given up under the old credentials (AccessDenied three times, say).
+    failed = Invalidation(
+        A, "config", failures=3, last_error="AccessDenied", gave_up=True, next_poll_at=50.0
+    )
+    from monitor.transition import Outcome
+
+    state.apply([Outcome(failed)])
+    assert state.active() == []
+    state.add([A], "config", now=60.0, account="prod", rehome=True)
+    [inv] = state.active()
+    assert (inv.account, inv.gave_up, inv.failures, inv.last_error) == ("prod", False, 0, None)
+    assert inv.next_poll_at == 60.0
+
+
+def test_an_answer_got_with_the_old_accounts_credentials_is_not_written(
+    tmp_path: Path,
+) -> None:
+
+    state = StateFile(tmp_path / "m.db")
+    state.add([A, B], "config")
+    [a, b] = sorted(state.active(), key=lambda i: i.key)
+    state.add([A], "cli", account="prod", rehome=True)  # while A's call was in flight
+    seen = Observation("InProgress", 1.0, 2.0)
+    applied = state.apply([observe(a, seen, POLICY), observe(b, seen, POLICY)])
+    assert (applied.updated, applied.moved) == ({B}, {A})
+    assert [t.key for t in applied.transitions] == [B]
+    rows = {inv.key: inv for inv in state.active()}
+    assert (rows[A].account, rows[A].status) == ("prod", None)  # untouched, still tracked
+    assert rows[B].status == "InProgress"

@@ -27,10 +27,10 @@ from monitor.outcome import classify
 from monitor.ratelimit import TokenBucket
 from monitor.transition import Observation
 
-# EntityNotFound: CloudFront's answer for an unknown distribution tenant.
 # Failures before any request reached CloudFront: no refusal of one operation (a batched
 # listing falls back to GetInvalidation only when CloudFront refused the listing).
 NOT_SENT = frozenset({"AssumeRoleFailed", "UnknownAccount", "NoCredentials"})
+# EntityNotFound: CloudFront's answer for an unknown distribution tenant.
 PERMANENT_CODES = frozenset(
     {"NoSuchInvalidation", "NoSuchDistribution", "EntityNotFound", "AccessDenied"}
 )
@@ -224,7 +224,6 @@ async def open_cloudfront(
 ) -> AsyncIterator[CloudFront]:
     """A client for one account (by default the one aws.profile reaches)."""
     account = account or AccountConfig(name=DEFAULT_ACCOUNT)
-    ceiling = account.max_requests_per_second or aws.max_requests_per_second
     session = session_for(aws, account)
     credentials = await session.get_credentials() if account.role_arn else None
     async with session.client(
@@ -237,7 +236,7 @@ async def open_cloudfront(
             client,
             metrics,
             slots or asyncio.Semaphore(concurrency),
-            TokenBucket(ceiling),
+            TokenBucket(account.ceiling(aws)),
             account.name,
             credentials,
         )

@@ -215,6 +215,9 @@ class AccountConfig(_Section):
     track: list[TrackedPair] = []
     discover: Discover = None
 
+    def ceiling(self, aws: AwsConfig) -> float:
+        return self.max_requests_per_second or aws.max_requests_per_second
+
     @model_validator(mode="after")
     def _external_id_needs_role(self) -> AccountConfig:
         if self.external_id is not None and self.role_arn is None:
@@ -261,9 +264,6 @@ class Config(_Section):
         if self.accounts:
             return list(self.accounts)
         return [AccountConfig(name=DEFAULT_ACCOUNT, track=self.track, discover=self.discover)]
-
-    def ceiling(self, account: AccountConfig) -> float:
-        return account.max_requests_per_second or self.aws.max_requests_per_second
 
 
 def _describe(error: ValidationError) -> str:

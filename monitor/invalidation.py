@@ -17,6 +17,7 @@ def normalize_status(raw: str) -> str:
 
 TENANT_PREFIX = "dt_"
 DEFAULT_ACCOUNT = "default"  # the one account of a config without `accounts`
+Scope = tuple[str, str]  # (account, distribution_id): one distribution, as one account sees it
 
 
 class Key(NamedTuple):

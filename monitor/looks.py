@@ -24,10 +24,8 @@ from collections import defaultdict
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
 
-from monitor.invalidation import Invalidation, Key
+from monitor.invalidation import Invalidation, Key, Scope
 from monitor.transition import Policy
-
-Scope = tuple[str, str]  # (account, distribution_id): one distribution, as one account sees it
 
 
 @dataclass(frozen=True, slots=True)

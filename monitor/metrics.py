@@ -17,7 +17,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from monitor import __version__
-from monitor.invalidation import Invalidation
+from monitor.invalidation import Invalidation, Scope
 from monitor.transition import Transition
 
 # Invalidations take seconds on a good day and up to ~40 minutes on a bad one.
@@ -44,7 +44,6 @@ DURATION_BUCKETS = (
 API_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 StateSource = Callable[[], Iterable[Invalidation]]
-Scope = tuple[str, str]  # (account, distribution_id)
 
 # `_created` series double the output and no alert or dashboard of ours reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]

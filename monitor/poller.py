@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable, Mapping
 from monitor import looks, transition
 from monitor.cloudfront import NOT_SENT, ApiError, CloudFront
 from monitor.health import Health
-from monitor.invalidation import Invalidation, Key
+from monitor.invalidation import Invalidation, Key, Scope
 from monitor.logs import get_logger
-from monitor.looks import Job, Refresh, Scope
+from monitor.looks import Job, Refresh
 from monitor.metrics import Metrics
 from monitor.store import Store
 from monitor.transition import Observation, Outcome, Policy
@@ -269,6 +269,9 @@ def _older_than_all(page: list[tuple[Key, Observation]], wanted: Iterable[Invali
     return oldest_on_page is not None and oldest_on_page < min(t for t in times if t is not None)
 
 
-def _ids(key: Key, account: str | None = None) -> dict[str, str]:
-    ids = {"distribution_id": key.distribution_id, "invalidation_id": key.invalidation_id}
-    return ids if account is None else {"account": account, **ids}
+def _ids(key: Key, account: str) -> dict[str, str]:
+    return {
+        "account": account,
+        "distribution_id": key.distribution_id,
+        "invalidation_id": key.invalidation_id,
+    }

@@ -12,7 +12,6 @@ is per account and exported as a gauge.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 
@@ -73,8 +72,3 @@ class TokenBucket:
         self._tokens = min(cap, self._tokens + (stamp - self._stamp) * rate)
         self._stamp = stamp
         return rate
-
-    async def acquire(self) -> None:
-        wait = self.reserve()
-        if wait > 0:
-            await asyncio.sleep(wait)

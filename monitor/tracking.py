@@ -73,19 +73,13 @@ def _config(args: argparse.Namespace) -> Config | None:
         raise _Refused(f"config error: {error}", EX_CONFIG) from None
 
 
-def _state_path(args: argparse.Namespace) -> Path:
-    config = _config(args)
-    return Path(args.state) if config is None else config.state.file
-
-
-def _account(args: argparse.Namespace) -> str:
+def _account(args: argparse.Namespace, config: Config | None) -> str:
     """The --account named, checked against the config's accounts when there is one."""
     name: str = args.account or DEFAULT_ACCOUNT
     try:
         AccountConfig(name=name)
     except ValidationError:
         raise _Refused(f"--account: {name!r} is not an account name", EX_USAGE) from None
-    config = _config(args)
     if config is not None:
         known = [account.name for account in config.account_list()]
         if name not in known:
@@ -96,8 +90,11 @@ def _account(args: argparse.Namespace) -> str:
     return name
 
 
-def _open(args: argparse.Namespace, *, create: bool) -> StateFile:
-    path = _state_path(args)
+def _open(args: argparse.Namespace, *, create: bool, config: Config | None = None) -> StateFile:
+    """The state file `--state` names, or the config's (loaded here unless given)."""
+    if config is None:
+        config = _config(args)
+    path = Path(args.state) if config is None else config.state.file
     if not create and not path.exists():
         raise _Refused(f"no state file at {path}: nothing has been tracked there", EX_FAILURE)
     try:
@@ -173,8 +170,9 @@ def _track(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     key = _key(args)
-    account = _account(args)
-    state = _open(args, create=True)
+    config = _config(args)
+    account = _account(args, config)
+    state = _open(args, create=True, config=config)
     try:
         # An explicit --account moves a pair already tracked; without one it keeps its own.
         added = state.add([key], "cli", account=account, rehome=args.account is not None)

@@ -145,7 +145,7 @@ def test_accounts_each_with_credentials_ceiling_and_watch_list() -> None:
     )
     prod, dev = config.account_list()
     assert [p.key for p in prod.track] == [("EDFDVBD6EXAMPLE", "I2J0I21PCUYOIK")]
-    assert (config.ceiling(prod), config.ceiling(dev)) == (5, 20)
+    assert (prod.ceiling(config.aws), dev.ceiling(config.aws)) == (5, 20)
     assert dev.discover is not None and dev.discover.distributions == "all"
 
 

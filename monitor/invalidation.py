@@ -60,3 +60,24 @@ class Invalidation:
 
     def age(self, now: float) -> float | None:
         return None if self.create_time is None else max(0.0, now - self.create_time)
+
+
+def timing_only(before: Invalidation, after: Invalidation) -> bool:
+    """`after` differs from `before` in nothing but when it was and will be looked at.
+
+    Every other field is compared (tests/test_invalidation.py checks the list): such an
+    update may wait for a checkpoint before it reaches the state file.
+    """
+    return (
+        before.status == after.status
+        and before.create_time == after.create_time
+        and before.first_seen == after.first_seen
+        and before.completed_at == after.completed_at
+        and before.failures == after.failures
+        and before.last_error == after.last_error
+        and before.gave_up == after.gave_up
+        and before.stuck == after.stuck
+        and before.key == after.key
+        and before.source == after.source
+        and before.account == after.account
+    )

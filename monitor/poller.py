@@ -5,26 +5,41 @@ APScheduler calls `tick()` every second (or sooner, see daemon.tick_seconds). A 
 enqueues the looks `looks.plan` says are due; a fixed pool of `concurrency` workers
 drains the queue, so the number of calls in flight is bounded and a slow API never makes
 ticks pile up. Results are written in batches; a pair stays "in flight" until its result
-is durable, so it is never polled twice at once.
+is settled, so it is never polled twice at once.
+
+What the state file must have at once is every change of state (a status, a transition,
+a failure, stuck, given up): those are written before anything reports them. A poll that
+changed nothing but the poll times (most of them) is kept in memory and reaches the file
+with the pair's next change, at the latest CHECKPOINT_SECONDS later, and at shutdown.
+A crash loses at most those times (the pairs are looked at again a little early); at
+hundreds of polls a second it saves the store's thread a write per poll, which the event
+loop paid for in waits for the GIL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 
 from monitor import looks, transition
 from monitor.cloudfront import NOT_SENT, ApiError, CloudFront
 from monitor.health import Health
-from monitor.invalidation import Invalidation, Key, Scope
+from monitor.invalidation import Invalidation, Key, Scope, timing_only
 from monitor.logs import get_logger
 from monitor.looks import Job, Refresh
 from monitor.metrics import Metrics
-from monitor.store import Store
+from monitor.store import Applied, Store
 from monitor.transition import Observation, Outcome, Policy
 
 FLUSH_AT = 256  # results per transaction; bounds both latency to disk and commit cost
+# Poll times held back reach the state file together, this often (one write, not one
+# per pair: the store's thread is woken as rarely as possible).
+CHECKPOINT_SECONDS = 60.0
+# How often the store is asked whether another process (the command line) changed it:
+# `track` and `untrack` take effect within this, plus a tick.
+CHANGE_CHECK_SECONDS = 1.0
 
 
 class Poller:
@@ -49,6 +64,9 @@ class Poller:
         self._in_flight: set[Key] = set()
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._pending: list[Outcome] = []
+        self._unsaved: dict[Key, Outcome] = {}  # poll times not written yet, by pair
+        self._checkpoint_at = -math.inf  # the latest write of them all
+        self._checked_at = -math.inf  # the latest changed_elsewhere()
         self._listed_at: dict[Scope, float] = {}  # last batched refresh
         self._workers: list[asyncio.Task[None]] = []
         self._log = get_logger()
@@ -65,7 +83,14 @@ class Poller:
                 self._log.info("invalidation_tracked", **_ids(key, inv.account), source=inv.source)
             for key in self._active.keys() - fresh.keys():
                 self._log.info("invalidation_untracked", **_ids(key, self._active[key].account))
-        # Rows the store holds are at least as new as ours: every write goes through it.
+        # Rows the store holds are as new as ours but for poll times not written yet;
+        # whatever changed a row meanwhile (the command line) wins over those.
+        for key, outcome in list(self._unsaved.items()):
+            held = outcome.invalidation
+            if key in fresh and timing_only(fresh[key], held):
+                fresh[key] = held
+            else:
+                del self._unsaved[key]
         self._active = fresh
         await self._store.changed_elsewhere()
 
@@ -81,13 +106,15 @@ class Poller:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
-        await asyncio.shield(self.flush())
+        await asyncio.shield(self.flush(everything=True))
 
     async def tick(self) -> None:
         now = self._clock()
         self._health.beat(now)
-        if await self._store.changed_elsewhere():
-            await self.load(announce=True)
+        if now - self._checked_at >= CHANGE_CHECK_SECONDS:
+            self._checked_at = now
+            if await self._store.changed_elsewhere():
+                await self.load(announce=True)
         self._health.idle = not self._active
         jobs = looks.plan(self._active, self._in_flight, now, self.policy, self._listed_at)
         for job in jobs:
@@ -201,23 +228,47 @@ class Poller:
         self._metrics.poll_failures.labels(inv.account, code).inc()
         return transition.fail(inv, code, permanent=permanent, now=now, policy=self.policy)
 
-    async def flush(self) -> None:
+    async def flush(self, *, everything: bool = False) -> None:
+        """Write every change of state; at a checkpoint (or with `everything`, at shutdown)
+        the poll times held back too, all in one batch."""
+        now = self._clock()
+        checkpoint = everything or now - self._checkpoint_at >= CHECKPOINT_SECONDS
+        if checkpoint:
+            self._pending[:0] = self._unsaved.values()
+            self._unsaved.clear()
         if not self._pending:
+            if checkpoint:
+                self._checkpoint_at = now
             return
         batch, self._pending = self._pending, []
+        write = batch if checkpoint else [outcome for outcome in batch if outcome.changed]
         try:
-            applied = await asyncio.shield(self._store.apply(batch))
+            applied = await asyncio.shield(self._store.apply(write)) if write else NOTHING
         except Exception as error:  # disk full, I/O error: keep every result for the next try
             self._pending[:0] = batch
             self._log.error("store_write_failed", error=str(error), pending=len(self._pending))
             return
+        if checkpoint:
+            self._checkpoint_at = now
+        written = {id(outcome) for outcome in write}
         accounts = {}
         for outcome in batch:
-            self._in_flight.discard(outcome.invalidation.key)
-            accounts[outcome.invalidation.key] = outcome.invalidation.account
-        for outcome in batch:
-            if outcome.invalidation.key not in applied.moved:  # the reload has the new one
-                self._settle(outcome, outcome.invalidation.key in applied.updated)
+            key = outcome.invalidation.key
+            self._in_flight.discard(key)
+            accounts[key] = outcome.invalidation.account
+            if id(outcome) in written:
+                self._unsaved.pop(key, None)
+            else:
+                # Poll times only: settled in memory, written with the next change or
+                # checkpoint; unless a reload meanwhile found the pair untracked, moved
+                # or tracked afresh, which wins over what this call saw.
+                known = self._active.get(key)
+                if known is not None and timing_only(known, outcome.invalidation):
+                    self._unsaved[key] = outcome
+                    self._settle(outcome, True)
+                continue
+            if key not in applied.moved:  # the reload has the new one
+                self._settle(outcome, key in applied.updated)
         for t in applied.transitions:
             if t.latency_seconds is not None and self.policy.schedule is not None:
                 self.policy.schedule.learn(t.latency_seconds)
@@ -258,6 +309,9 @@ class Poller:
                 error_code=outcome.error_code,
                 failures=inv.failures,
             )
+
+
+NOTHING = Applied(frozenset(), ())
 
 
 def _older_than_all(page: list[tuple[Key, Observation]], wanted: Iterable[Invalidation]) -> bool:

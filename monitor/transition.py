@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from monitor.invalidation import COMPLETED, IN_PROGRESS, Invalidation, Key, normalize_status
+from monitor.invalidation import (
+    COMPLETED,
+    IN_PROGRESS,
+    Invalidation,
+    Key,
+    normalize_status,
+    timing_only,
+)
 from monitor.schedule import Schedule
 
 
@@ -59,6 +66,9 @@ class Outcome:
     gave_up: bool = False
     error_code: str | None = None
     unknown_status: bool = False
+    # More than the poll times changed: the store must have it before anything is
+    # reported. False: it may wait for the next checkpoint (poller.CHECKPOINT_SECONDS).
+    changed: bool = True
 
 
 def observe(current: Invalidation, seen: Observation, policy: Policy) -> Outcome:
@@ -112,6 +122,7 @@ def observe(current: Invalidation, seen: Observation, policy: Policy) -> Outcome
         transition=transition,
         became_stuck=became_stuck,
         unknown_status=transition is not None and status not in (COMPLETED, IN_PROGRESS),
+        changed=not timing_only(current, updated),
     )
 
 
@@ -130,4 +141,9 @@ def fail(
         # After botocore's own retries gave up, wait a full interval before the next try.
         next_poll_at=now + policy.interval_seconds,
     )
-    return Outcome(invalidation=updated, gave_up=gave_up, error_code=code)
+    return Outcome(
+        invalidation=updated,
+        gave_up=gave_up,
+        error_code=code,
+        changed=not timing_only(current, updated),
+    )

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.invalidation import Key
+from monitor import poller as poller_module
+from monitor.invalidation import Invalidation, Key
 from monitor.store import StateFile
 from monitor.transition import Policy
 from tests.support import (
@@ -155,3 +156,68 @@ async def test_a_pair_of_an_unconfigured_account_waits_for_it_without_a_call(
     await rig.until(lambda: any(i.status == "InProgress" for i in rig.poller.active()))
     [inv] = rig.poller.active()
     assert inv.account == "default"
+
+
+def _stored(rig: Rig, key: Key) -> Invalidation:
+    state = StateFile(rig.store.path)
+    try:
+        return next(inv for inv in state.all() if inv.key == key)
+    finally:
+        state.close()
+
+
+def _held(rig: Rig, key: Key) -> Invalidation:
+    return next(inv for inv in rig.poller.active() if inv.key == key)
+
+
+async def _running(moto: Moto, rig: Rig) -> tuple[str, Key, Invalidation]:
+    """A pair answered InProgress, then polled on until memory is ahead of the file."""
+    dist = moto.create_distribution()
+    key = Key(dist, moto.create_invalidation(dist))
+    await rig.store.add([key], "config")
+    await rig.poller.load()
+    await rig.until(lambda: any(i.status == "InProgress" for i in rig.poller.active()))
+    written = _stored(rig, key)
+    assert written.status == "InProgress"  # a change of state: in the file at once
+    await rig.until(lambda: (_held(rig, key).last_polled or 0) > (written.last_polled or 0) + 0.2)
+    return dist, key, written
+
+
+async def test_poll_times_alone_wait_for_the_checkpoint(
+    moto: Moto, rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dist, key, written = await _running(moto, rig)
+    assert _stored(rig, key).last_polled == written.last_polled  # several polls, no write
+    monkeypatch.setattr(poller_module, "CHECKPOINT_SECONDS", 0.0)
+    await rig.poller.tick()
+    assert (_stored(rig, key).last_polled or 0) > (written.last_polled or 0)
+    # The completion is written as soon as it is seen, checkpoint or not.
+    monkeypatch.setattr(poller_module, "CHECKPOINT_SECONDS", 3600.0)
+    moto.set_status(dist, key.invalidation_id, "COMPLETED")
+    await rig.until(lambda: not list(rig.poller.active()))
+    assert _stored(rig, key).status == "Completed"
+
+
+async def test_shutdown_writes_the_poll_times_held_back(moto: Moto, rig: Rig) -> None:
+    _, key, written = await _running(moto, rig)
+    await rig.poller.stop()
+    assert _stored(rig, key).last_polled == _held(rig, key).last_polled
+    assert (_stored(rig, key).last_polled or 0) > (written.last_polled or 0)
+
+
+async def test_a_reload_keeps_held_poll_times_unless_the_row_changed(moto: Moto, rig: Rig) -> None:
+    dist, key, written = await _running(moto, rig)
+    other = StateFile(rig.store.path)
+    try:
+        # Another pair tracked from the command line: this pair's newer times survive.
+        other.add([Key(dist, moto.create_invalidation(dist))], "cli")
+        ahead = _held(rig, key).last_polled or 0
+        await rig.poller.load(announce=True)
+        assert (_held(rig, key).last_polled or 0) >= ahead > (written.last_polled or 0)
+        # Untracked and tracked afresh: the file's word wins over what was held.
+        other.remove(key)
+        other.add([key], "cli")
+        await rig.poller.load(announce=True)
+        assert _held(rig, key).status is None
+    finally:
+        other.close()

@@ -141,3 +141,24 @@ def test_observation_carries_every_other_field_over() -> None:
         current, last_polled=1010.0, failures=0, last_error=None, next_poll_at=1030.0
     )
     assert out.invalidation == expected
+
+
+def test_a_poll_that_only_moves_the_poll_times_is_no_change() -> None:
+    first = observe(NEW, seen("InProgress", 1010.0), POLICY)
+    assert first.changed  # the first answer: a status, first_seen, a transition
+    again = observe(first.invalidation, seen("InProgress", 1030.0), POLICY)
+    assert not again.changed
+    done = observe(again.invalidation, seen("Completed", 1050.0), POLICY)
+    assert done.changed
+
+
+def test_a_failure_is_a_change_until_it_repeats_itself() -> None:
+    running = observe(NEW, seen("InProgress", 1010.0), POLICY).invalidation
+    first = fail(running, "Throttling", permanent=False, now=1030.0, policy=POLICY)
+    assert first.changed  # last_error is new
+    again = fail(first.invalidation, "Throttling", permanent=False, now=1050.0, policy=POLICY)
+    assert not again.changed  # transient, same code: only the poll times moved
+    counted = fail(again.invalidation, "Throttling", permanent=True, now=1070.0, policy=POLICY)
+    assert counted.changed  # a permanent failure counts towards giving up
+    recovered = observe(again.invalidation, seen("InProgress", 1090.0), POLICY)
+    assert recovered.changed  # the error is cleared

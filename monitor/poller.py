@@ -30,7 +30,7 @@ from monitor.invalidation import Invalidation, Key, Scope, timing_only
 from monitor.logs import get_logger
 from monitor.looks import Job, Refresh
 from monitor.metrics import Metrics
-from monitor.store import Applied, Store
+from monitor.store import Store
 from monitor.transition import Observation, Outcome, Policy
 
 FLUSH_AT = 256  # results per transaction; bounds both latency to disk and commit cost
@@ -65,7 +65,8 @@ class Poller:
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._pending: list[Outcome] = []
         self._unsaved: dict[Key, Outcome] = {}  # poll times not written yet, by pair
-        self._checkpoint_at = -math.inf  # the latest write of them all
+        # Monotonic, for the two intervals: a clock stepped back must not stop either.
+        self._checkpoint_at = -math.inf  # the latest write of the held poll times
         self._checked_at = -math.inf  # the latest changed_elsewhere()
         self._listed_at: dict[Scope, float] = {}  # last batched refresh
         self._workers: list[asyncio.Task[None]] = []
@@ -111,8 +112,8 @@ class Poller:
     async def tick(self) -> None:
         now = self._clock()
         self._health.beat(now)
-        if now - self._checked_at >= CHANGE_CHECK_SECONDS:
-            self._checked_at = now
+        if time.monotonic() - self._checked_at >= CHANGE_CHECK_SECONDS:
+            self._checked_at = time.monotonic()
             if await self._store.changed_elsewhere():
                 await self.load(announce=True)
         self._health.idle = not self._active
@@ -229,46 +230,59 @@ class Poller:
         return transition.fail(inv, code, permanent=permanent, now=now, policy=self.policy)
 
     async def flush(self, *, everything: bool = False) -> None:
-        """Write every change of state; at a checkpoint (or with `everything`, at shutdown)
-        the poll times held back too, all in one batch."""
-        now = self._clock()
-        checkpoint = everything or now - self._checkpoint_at >= CHECKPOINT_SECONDS
-        if checkpoint:
-            self._pending[:0] = self._unsaved.values()
-            self._unsaved.clear()
-        if not self._pending:
-            if checkpoint:
-                self._checkpoint_at = now
-            return
+        """Write every change of state in hand; at a checkpoint (or with `everything`, at
+        shutdown) the poll times held back too."""
         batch, self._pending = self._pending, []
-        write = batch if checkpoint else [outcome for outcome in batch if outcome.changed]
+        changes = []
+        for outcome in batch:
+            if outcome.changed:
+                changes.append(outcome)
+                continue
+            # Poll times only: settled in memory, written with the next change or at the
+            # checkpoint; unless a reload meanwhile found the pair untracked, moved or
+            # tracked afresh, which wins over what this call saw.
+            key = outcome.invalidation.key
+            self._in_flight.discard(key)
+            known = self._active.get(key)
+            if known is not None and timing_only(known, outcome.invalidation):
+                self._unsaved[key] = outcome
+                self._settle(outcome, True)
+        if changes:
+            await self._write(changes)
+        if everything or time.monotonic() - self._checkpoint_at >= CHECKPOINT_SECONDS:
+            await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
+        """Write the poll times held back, all at once. Only persists: the pairs' calls
+        may be under way again, and stay so."""
+        self._checkpoint_at = time.monotonic()
+        if not self._unsaved:
+            return
+        held, self._unsaved = self._unsaved, {}
+        times = [outcome.invalidation for outcome in held.values()]
         try:
-            applied = await asyncio.shield(self._store.apply(write)) if write else NOTHING
+            await asyncio.shield(self._store.save_poll_times(times))
+        except Exception as error:  # kept for the next checkpoint, unless newer ones came
+            for key, outcome in held.items():
+                self._unsaved.setdefault(key, outcome)
+            self._log.error("store_write_failed", error=str(error), pending=len(self._unsaved))
+
+    async def _write(self, batch: list[Outcome]) -> None:
+        try:
+            applied = await asyncio.shield(self._store.apply(batch))
         except Exception as error:  # disk full, I/O error: keep every result for the next try
             self._pending[:0] = batch
             self._log.error("store_write_failed", error=str(error), pending=len(self._pending))
             return
-        if checkpoint:
-            self._checkpoint_at = now
-        written = {id(outcome) for outcome in write}
         accounts = {}
         for outcome in batch:
             key = outcome.invalidation.key
             self._in_flight.discard(key)
+            self._unsaved.pop(key, None)  # this write has newer times
             accounts[key] = outcome.invalidation.account
-            if id(outcome) in written:
-                self._unsaved.pop(key, None)
-            else:
-                # Poll times only: settled in memory, written with the next change or
-                # checkpoint; unless a reload meanwhile found the pair untracked, moved
-                # or tracked afresh, which wins over what this call saw.
-                known = self._active.get(key)
-                if known is not None and timing_only(known, outcome.invalidation):
-                    self._unsaved[key] = outcome
-                    self._settle(outcome, True)
-                continue
-            if key not in applied.moved:  # the reload has the new one
-                self._settle(outcome, key in applied.updated)
+        for outcome in batch:
+            if outcome.invalidation.key not in applied.moved:  # the reload has the new one
+                self._settle(outcome, outcome.invalidation.key in applied.updated)
         for t in applied.transitions:
             if t.latency_seconds is not None and self.policy.schedule is not None:
                 self.policy.schedule.learn(t.latency_seconds)
@@ -309,9 +323,6 @@ class Poller:
                 error_code=outcome.error_code,
                 failures=inv.failures,
             )
-
-
-NOTHING = Applied(frozenset(), ())
 
 
 def _older_than_all(page: list[tuple[Key, Observation]], wanted: Iterable[Invalidation]) -> bool:

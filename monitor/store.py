@@ -295,6 +295,13 @@ class StateFile:
                     recorded.append(t)
         return Applied(frozenset(updated), tuple(recorded), frozenset(moved))
 
+    def save_poll_times(self, invalidations: Sequence[Invalidation]) -> None:
+        """Write last_polled and next_poll_at only, and only where the row still holds
+        the state they were polled in: a pair moved, or untracked and tracked afresh, by
+        the command line meanwhile keeps what the command line wrote."""
+        with self._transaction():
+            self._conn.executemany(_SAVE_POLL_TIMES, [_times_row(inv) for inv in invalidations])
+
     def _written(self, invalidations: list[Invalidation]) -> tuple[set[Key], set[Key]]:
         """Which rows the update wrote, and which it skipped because their account changed."""
         written: set[Key] = set()
@@ -324,6 +331,32 @@ _UPDATE_STATE = (
     " gave_up = ?, stuck = ?, next_poll_at = ?"
     " WHERE distribution_id = ? AND invalidation_id = ? AND account = ?"
 )
+
+
+_SAVE_POLL_TIMES = (
+    "UPDATE invalidations SET last_polled = ?, next_poll_at = ?"
+    " WHERE distribution_id = ? AND invalidation_id = ? AND account = ? AND source = ?"
+    " AND status IS ? AND create_time IS ? AND first_seen IS ? AND completed_at IS ?"
+    " AND failures = ? AND last_error IS ? AND gave_up = ? AND stuck = ?"
+)
+
+
+def _times_row(inv: Invalidation) -> tuple[object, ...]:
+    return (
+        inv.last_polled,
+        inv.next_poll_at,
+        *inv.key,
+        inv.account,
+        inv.source,
+        inv.status,
+        inv.create_time,
+        inv.first_seen,
+        inv.completed_at,
+        inv.failures,
+        inv.last_error,
+        int(inv.gave_up),
+        int(inv.stuck),
+    )
 
 
 def _state_row(inv: Invalidation) -> tuple[object, ...]:
@@ -399,6 +432,9 @@ class Store:
 
     async def apply(self, outcomes: Sequence[Outcome]) -> Applied:
         return await self._run(self._state.apply, outcomes)
+
+    async def save_poll_times(self, invalidations: Sequence[Invalidation]) -> None:
+        await self._run(self._state.save_poll_times, invalidations)
 
     async def changed_elsewhere(self) -> bool:
         version = await self._run(self._state.data_version)

@@ -221,3 +221,36 @@ async def test_a_reload_keeps_held_poll_times_unless_the_row_changed(moto: Moto,
         assert _held(rig, key).status is None
     finally:
         other.close()
+
+
+async def test_a_checkpoint_never_frees_a_pair_whose_call_is_under_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Checkpoints come more often than calls end, so the poll times held from one call
+    # are written while the next is under way: that must not let the pair be polled a
+    # second time at once.
+    monkeypatch.setattr(poller_module, "CHECKPOINT_SECONDS", 0.05)
+    slow = "ISLOWSLOWSLOW1"
+    double = ScriptedCloudFront(slow={slow: 0.15})
+    policy = Policy(interval_seconds=0.01, max_failures=3, stuck_after_seconds=900, batch=False)
+    async with serve_scripted(double) as url, poller_rig(url, tmp_path, policy) as rig:
+        await rig.store.add([Key("EDIST1AAAAAA", slow)], "config")
+        await rig.poller.load()
+        await rig.until(lambda: double.calls_by_id.get(slow, 0) >= 6)
+    assert double.max_in_flight == 1
+
+
+async def test_held_poll_times_never_overwrite_a_pair_tracked_afresh(
+    moto: Moto, rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, key, _ = await _running(moto, rig)
+    other = StateFile(rig.store.path)
+    try:
+        other.remove(key)  # untracked and tracked again from the command line...
+        other.add([key], "cli")
+    finally:
+        other.close()
+    monkeypatch.setattr(poller_module, "CHECKPOINT_SECONDS", 0.0)
+    await rig.poller.flush()  # ...and a checkpoint before the daemon's next change check
+    fresh = _stored(rig, key)
+    assert (fresh.status, fresh.first_seen, fresh.source) == (None, None, "cli")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,25 @@ def test_an_answer_got_with_the_old_accounts_credentials_is_not_written(
     rows = {inv.key: inv for inv in state.active()}
     assert (rows[A].account, rows[A].status) == ("prod", None)  # untouched, still tracked
     assert rows[B].status == "InProgress"
+
+
+def test_poll_times_are_saved_only_where_the_state_is_unchanged(tmp_path: Path) -> None:
+    state = StateFile(tmp_path / "m.db")
+    state.add([A], "config")
+    [inv] = state.active()
+    running = observe(inv, Observation("InProgress", 100.0, 110.0), POLICY).invalidation
+    state.apply([observe(inv, Observation("InProgress", 100.0, 110.0), POLICY)])
+    state.save_poll_times([replace(running, last_polled=130.0, next_poll_at=150.0)])
+    [row] = state.active()
+    assert (row.last_polled, row.next_poll_at) == (130.0, 150.0)
+    # Moved to another account, or the row holds another state (tracked afresh, say):
+    # the times polled under the old word are dropped.
+    state.save_poll_times(
+        [
+            replace(running, account="prod", last_polled=170.0),
+            replace(running, failures=1, last_polled=190.0),
+        ]
+    )
+    [row] = state.active()
+    assert row.last_polled == 130.0
+    state.close()

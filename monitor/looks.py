@@ -48,8 +48,11 @@ def plan(
     listed_at: Mapping[Scope, float],
 ) -> list[Job]:
     """The looks to make now; `listed_at` is when each scope's last listing went out."""
-    batch = policy.batch
-    pool = batch and policy.schedule is not None  # the fixed schedule promises its interval
+    if not policy.batch:  # every pair on its own schedule: nothing to pool, a plain filter
+        return [
+            key for key, inv in active.items() if inv.next_poll_at <= now and key not in in_flight
+        ]
+    pool = policy.schedule is not None  # the fixed schedule promises its interval
     idle: dict[Scope, list[Key]] = defaultdict(list)  # not in flight
     due: dict[Scope, list[Key]] = defaultdict(list)
     earliest: dict[Scope, float] = {}  # the longest-waiting due pair's due time
@@ -71,21 +74,20 @@ def plan(
             progress[scope] += share
             if share > ahead.get(scope, (-1.0, key))[0]:
                 ahead[scope] = (share, key)
-    if batch:
-        for scope in answered & due.keys():
-            # A new pair waits for the siblings' listing, but not past one interval: their
-            # looks may come from elsewhere meanwhile (a discovery scan's listing).
-            keys = [
-                k
-                for k in due[scope]
-                if active[k].status is not None
-                or now - active[k].next_poll_at >= policy.interval_seconds
-            ]
-            if keys:
-                due[scope] = keys
-                earliest[scope] = min(active[k].next_poll_at for k in keys)
-            else:
-                del due[scope]  # only new pairs: they wait for the siblings' listing
+    for scope in answered & due.keys():
+        # A new pair waits for the siblings' listing, but not past one interval: their
+        # looks may come from elsewhere meanwhile (a discovery scan's listing).
+        keys = [
+            k
+            for k in due[scope]
+            if active[k].status is not None
+            or now - active[k].next_poll_at >= policy.interval_seconds
+        ]
+        if keys:
+            due[scope] = keys
+            earliest[scope] = min(active[k].next_poll_at for k in keys)
+        else:
+            del due[scope]  # only new pairs: they wait for the siblings' listing
     if pool:
         for scope, total in progress.items():
             if total >= 1.0 and scope not in due and len(idle[scope]) > 1:
@@ -95,7 +97,7 @@ def plan(
     wait = policy.min_interval
     for scope, keys in due.items():
         siblings = idle[scope]
-        if not batch or len(siblings) == 1:
+        if len(siblings) == 1:
             jobs.extend(keys)
             continue
         overdue = now - earliest[scope] >= wait

@@ -96,3 +96,13 @@ def test_a_new_pair_waits_for_its_siblings_listing_one_interval_at_most() -> Non
     assert _jobs(ADAPTIVE, [watched, new], now=109.0) == []
     # (a listing, since it answers for the sibling too at no extra cost)
     assert _jobs(ADAPTIVE, [watched, new], now=110.0) == [_refresh(DIST, [watched, new])]
+
+
+def test_unbatched_every_due_pair_not_in_flight_is_looked_at_on_its_own() -> None:
+    single = replace(ADAPTIVE, batch=False)
+    due = [_running(DIST, n, 100.0, 110.0) for n in range(3)] + [_new(OTHER, 3)]
+    later = [_running(DIST, 4, 100.0, 130.0), _running(OTHER, 5, 100.0, 111.0)]
+    busy = _running(OTHER, 6, 100.0, 105.0)
+    invs = {inv.key: inv for inv in [*due, *later, busy]}
+    jobs = plan(invs, {busy.key}, 110.0, single, {})
+    assert set(jobs) == {inv.key for inv in due} and len(jobs) == len(due)

@@ -112,8 +112,8 @@ class Poller:
     async def tick(self) -> None:
         now = self._clock()
         self._health.beat(now)
-        if time.monotonic() - self._checked_at >= CHANGE_CHECK_SECONDS:
-            self._checked_at = time.monotonic()
+        if (ticked := time.monotonic()) - self._checked_at >= CHANGE_CHECK_SECONDS:
+            self._checked_at = ticked
             if await self._store.changed_elsewhere():
                 await self.load(announce=True)
         self._health.idle = not self._active
@@ -258,14 +258,18 @@ class Poller:
         self._checkpoint_at = time.monotonic()
         if not self._unsaved:
             return
-        held, self._unsaved = self._unsaved, {}
+        # A copy: until the write is done, a reload must still find the held times (or it
+        # would fall back to the file's older ones), and a failed write leaves them be.
+        held = dict(self._unsaved)
         times = [outcome.invalidation for outcome in held.values()]
         try:
             await asyncio.shield(self._store.save_poll_times(times))
-        except Exception as error:  # kept for the next checkpoint, unless newer ones came
-            for key, outcome in held.items():
-                self._unsaved.setdefault(key, outcome)
+        except Exception as error:
             self._log.error("store_write_failed", error=str(error), pending=len(self._unsaved))
+            return
+        for key, outcome in held.items():
+            if self._unsaved.get(key) is outcome:  # not superseded meanwhile
+                del self._unsaved[key]
 
     async def _write(self, batch: list[Outcome]) -> None:
         try:

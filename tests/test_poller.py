@@ -254,3 +254,22 @@ async def test_held_poll_times_never_overwrite_a_pair_tracked_afresh(
     await rig.poller.flush()  # ...and a checkpoint before the daemon's next change check
     fresh = _stored(rig, key)
     assert (fresh.status, fresh.first_seen, fresh.source) == (None, None, "cli")
+    assert fresh.last_polled is None  # not even the poll times
+
+
+async def test_a_failed_checkpoint_keeps_the_poll_times_for_the_next(
+    moto: Moto, rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, key, written = await _running(moto, rig)
+    held = _held(rig, key).last_polled
+
+    async def disk_full(*_: object) -> None:
+        raise OSError("database or disk is full")
+
+    monkeypatch.setattr(poller_module, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(rig.store, "save_poll_times", disk_full)
+    await rig.poller.flush()
+    assert _stored(rig, key).last_polled == written.last_polled  # nothing written...
+    monkeypatch.undo()
+    await rig.poller.stop()  # ...and the times were kept for the next checkpoint
+    assert (_stored(rig, key).last_polled or 0) >= (held or 0) > (written.last_polled or 0)

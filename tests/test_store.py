@@ -218,6 +218,7 @@ def test_poll_times_are_saved_only_where_the_state_is_unchanged(tmp_path: Path) 
         [
             replace(running, account="prod", last_polled=170.0),
             replace(running, failures=1, last_polled=190.0),
+            replace(running, status=None, first_seen=None, last_polled=210.0),
         ]
     )
     [row] = state.active()

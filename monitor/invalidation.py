@@ -62,11 +62,28 @@ class Invalidation:
         return None if self.create_time is None else max(0.0, now - self.create_time)
 
 
+# A pair's state, as opposed to its key and its poll times (last_polled, next_poll_at);
+# also the state file's column names (store.save_poll_times writes only where they match).
+STATE_FIELDS = (
+    "source",
+    "status",
+    "create_time",
+    "first_seen",
+    "completed_at",
+    "failures",
+    "last_error",
+    "gave_up",
+    "stuck",
+    "account",
+)
+
+
 def timing_only(before: Invalidation, after: Invalidation) -> bool:
     """`after` differs from `before` in nothing but when it was and will be looked at.
 
-    Every other field is compared (tests/test_invalidation.py checks the list): such an
-    update may wait for a checkpoint before it reaches the state file.
+    The key and every one of STATE_FIELDS are compared, written out because this runs on
+    every poll (tests/test_invalidation.py checks both lists): such an update may wait
+    for a checkpoint before it reaches the state file.
     """
     return (
         before.status == after.status

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from monitor.invalidation import DEFAULT_ACCOUNT, Invalidation, Key
+from monitor.invalidation import DEFAULT_ACCOUNT, STATE_FIELDS, Invalidation, Key
 from monitor.transition import Outcome, Transition
 
 SCHEMA_VERSION = 2
@@ -335,9 +335,8 @@ _UPDATE_STATE = (
 
 _SAVE_POLL_TIMES = (
     "UPDATE invalidations SET last_polled = ?, next_poll_at = ?"
-    " WHERE distribution_id = ? AND invalidation_id = ? AND account = ? AND source = ?"
-    " AND status IS ? AND create_time IS ? AND first_seen IS ? AND completed_at IS ?"
-    " AND failures = ? AND last_error IS ? AND gave_up = ? AND stuck = ?"
+    " WHERE distribution_id = ? AND invalidation_id = ? AND "
+    + " AND ".join(f"{name} IS ?" for name in STATE_FIELDS)
 )
 
 
@@ -346,16 +345,7 @@ def _times_row(inv: Invalidation) -> tuple[object, ...]:
         inv.last_polled,
         inv.next_poll_at,
         *inv.key,
-        inv.account,
-        inv.source,
-        inv.status,
-        inv.create_time,
-        inv.first_seen,
-        inv.completed_at,
-        inv.failures,
-        inv.last_error,
-        int(inv.gave_up),
-        int(inv.stuck),
+        *(getattr(inv, name) for name in STATE_FIELDS),
     )
 
 

@@ -6,7 +6,7 @@ from dataclasses import fields, replace
 
 import pytest
 
-from monitor.invalidation import Invalidation, Key, timing_only
+from monitor.invalidation import STATE_FIELDS, Invalidation, Key, timing_only
 
 BASE = Invalidation(
     key=Key("EDFDVBD6EXAMPLE", "I2J0I21PCUYOIK"),
@@ -48,6 +48,7 @@ def test_new_poll_times_alone_are_timing_only() -> None:
 def test_every_other_field_is_state() -> None:
     # Fails when a field is added to Invalidation without a decision here.
     assert {f.name for f in fields(Invalidation)} == TIMING | OTHER.keys()
+    assert {"key", *STATE_FIELDS} == OTHER.keys()
 
 
 @pytest.mark.parametrize("name", sorted(OTHER))

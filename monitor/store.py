@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import os
 import sqlite3
 import time
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args, get_type_hints
 
 from monitor.invalidation import DEFAULT_ACCOUNT, STATE_FIELDS, Invalidation, Key
 from monitor.transition import Outcome, Transition
@@ -161,6 +162,13 @@ def _connect(path: Path) -> sqlite3.Connection:
                 conn.execute(statement)
             # In the same transaction as the tables, so no reader sees one without the other.
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            try:  # the checkpoint's statement, on no rows: refused now, not every minute
+                conn.execute(_SAVE_POLL_TIMES, ("[]",))
+            except sqlite3.OperationalError as error:
+                raise sqlite3.NotSupportedError(
+                    f"this Python's SQLite {sqlite3.sqlite_version} lacks UPDATE ... FROM or"
+                    f" JSON functions (SQLite 3.33 or newer with JSON is needed): {error}"
+                ) from None
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a process crash; only an OS crash may lose the
         # last commits, which are re-observed on the next poll.
@@ -299,8 +307,11 @@ class StateFile:
         """Write last_polled and next_poll_at only, and only where the row still holds
         the state they were polled in: a pair moved, or untracked and tracked afresh, by
         the command line meanwhile keeps what the command line wrote."""
+        rows = [_times_row(inv) for inv in invalidations]
         with self._transaction():
-            self._conn.executemany(_SAVE_POLL_TIMES, [_times_row(inv) for inv in invalidations])
+            for start in range(0, len(rows), _TIMES_PER_STATEMENT):
+                chunk = rows[start : start + _TIMES_PER_STATEMENT]
+                self._conn.execute(_SAVE_POLL_TIMES, (json.dumps(chunk, allow_nan=False),))
 
     def _written(self, invalidations: list[Invalidation]) -> tuple[set[Key], set[Key]]:
         """Which rows the update wrote, and which it skipped because their account changed."""
@@ -333,20 +344,60 @@ _UPDATE_STATE = (
 )
 
 
+# The checkpoint writes its rows with one statement per thousand, passed as JSON arrays.
+# executemany steps once per row, and sqlite3 lets go of the GIL and takes it back at every
+# step: with 10k pairs held, the event loop lost the GIL thousands of times and polled
+# slower for seconds. (A thousand rows: json.dumps holds the GIL throughout, ~2 ms.)
+# The guard compares the JSON's values with the row's: text and integers exactly (text
+# comes from CloudFront's XML, which cannot carry the NUL that json_extract stops at, or
+# from our own names); instants to within a microsecond, because SQLite's reading of a
+# float's shortest repr is exact on x86-64 Linux but not on every platform and version.
+# `_unsaved` in the poller holds one entry per pair: the rows never repeat a key.
+_TIMES_PER_STATEMENT = 1000
+_TIMES_COLUMNS = (
+    "last_polled",
+    "next_poll_at",
+    "distribution_id",
+    "invalidation_id",
+    *STATE_FIELDS,
+)
+_INSTANTS = frozenset(
+    name
+    for name, hint in get_type_hints(Invalidation).items()
+    if name in STATE_FIELDS and (hint is float or float in get_args(hint))
+)
+
+
+def _unchanged(name: str) -> str:
+    same = f"invalidations.{name} IS held.{name}"
+    if name in _INSTANTS:
+        return f"({same} OR abs(invalidations.{name} - held.{name}) < 1e-6)"
+    return same
+
+
 _SAVE_POLL_TIMES = (
-    "UPDATE invalidations SET last_polled = ?, next_poll_at = ?"
-    " WHERE distribution_id = ? AND invalidation_id = ? AND "
-    + " AND ".join(f"{name} IS ?" for name in STATE_FIELDS)
+    "WITH held AS (SELECT "
+    + ", ".join(f"json_extract(value, '$[{n}]') AS {name}" for n, name in enumerate(_TIMES_COLUMNS))
+    + " FROM json_each(?))"
+    " UPDATE invalidations SET last_polled = held.last_polled, next_poll_at = held.next_poll_at"
+    " FROM held WHERE invalidations.distribution_id = held.distribution_id"
+    " AND invalidations.invalidation_id = held.invalidation_id AND "
+    + " AND ".join(_unchanged(name) for name in STATE_FIELDS)
 )
 
 
 def _times_row(inv: Invalidation) -> tuple[object, ...]:
+    # In _TIMES_COLUMNS' order; the flags as the 0 and 1 the table holds.
     return (
         inv.last_polled,
         inv.next_poll_at,
         *inv.key,
-        *(getattr(inv, name) for name in STATE_FIELDS),
+        *(_stored(getattr(inv, name)) for name in STATE_FIELDS),
     )
+
+
+def _stored(value: object) -> object:
+    return int(value) if isinstance(value, bool) else value
 
 
 def _state_row(inv: Invalidation) -> tuple[object, ...]:

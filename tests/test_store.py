@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from monitor import store
 from monitor.invalidation import Invalidation, Key
 from monitor.store import DaemonLock, StateFile, Store, StoreError
-from monitor.transition import Observation, Policy, observe
+from monitor.transition import Observation, Policy, fail, observe
 
 POLICY = Policy(interval_seconds=20, max_failures=3, stuck_after_seconds=900)
 A = Key("EDFDVBD6EXAMPLE", "I2J0I21PCUYOIK")
@@ -203,6 +205,61 @@ def test_an_answer_got_with_the_old_accounts_credentials_is_not_written(
     assert rows[B].status == "InProgress"
 
 
+def test_a_checkpoint_is_one_statement_and_keeps_every_value_exact(tmp_path: Path) -> None:
+    # One statement, not one per row: sqlite3 hands the GIL over at every step, which
+    # stalled the daemon's event loop (store.py). The rows travel as JSON, so the guard's
+    # exact comparisons are tried on awkward values: 17-digit doubles, set flags, None,
+    # and error text with quotes and non-ASCII.
+    state = StateFile(tmp_path / "m.db")
+    keys = [Key("EDFDVBD6EXAMPLE", f"I{n:013d}") for n in range(300)]
+    state.add(keys, "config")
+    outcomes = []
+    for n, inv in enumerate(sorted(state.active(), key=lambda i: i.key)):
+        seen = Observation("InProgress", 1_700_000_000 + n / 7 - 1000 * (n % 2), 1.7e9 + n / 3)
+        outcome = observe(inv, seen, POLICY)  # odd n: stuck
+        if n % 3 == 0:
+            outcome = fail(
+                outcome.invalidation, 'Thrott\u00e9 "x"', permanent=True, now=1.8e9, policy=POLICY
+            )
+        outcomes.append(outcome)
+    state.apply(outcomes)
+    polled = [
+        replace(inv, last_polled=1.9e9 + n / 11, next_poll_at=1.9e9 + 20 + n / 13)
+        for n, inv in enumerate(sorted(state.active(), key=lambda i: i.key))
+    ]
+    assert {inv.stuck for inv in polled} == {True, False}
+    assert {inv.last_error for inv in polled} == {None, 'Thrott\u00e9 "x"'}
+    statements: list[str] = []
+    state._conn.set_trace_callback(statements.append)
+    state.save_poll_times(polled)
+    state._conn.set_trace_callback(None)
+    assert sum("UPDATE" in statement for statement in statements) == 1
+    saved = {inv.key: (inv.last_polled, inv.next_poll_at) for inv in state.active()}
+    assert saved == {inv.key: (inv.last_polled, inv.next_poll_at) for inv in polled}
+    state.close()
+
+
+def test_an_sqlite_that_cannot_run_the_checkpoint_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "m.db"
+    state = StateFile(path)
+    state.add([A], "config")
+    state.close()
+    before = path.read_bytes()
+    # As an SQLite older than 3.33, or built without JSON, answers the real statement.
+    monkeypatch.setattr(
+        store, "_SAVE_POLL_TIMES", "UPDATE invalidations SET stuck = 0 FROM nope(?)"
+    )
+    for target in (path, tmp_path / "new.db"):
+        with pytest.raises(StoreError) as raised:
+            StateFile(target)
+        message = str(raised.value)
+        assert message.startswith(f"state file {target}: this Python's SQLite ")
+        assert "3.33 or newer with JSON is needed" in message and "\n" not in message
+    assert path.read_bytes() == before
+
+
 def test_poll_times_are_saved_only_where_the_state_is_unchanged(tmp_path: Path) -> None:
     state = StateFile(tmp_path / "m.db")
     state.add([A], "config")
@@ -223,4 +280,14 @@ def test_poll_times_are_saved_only_where_the_state_is_unchanged(tmp_path: Path) 
     )
     [row] = state.active()
     assert row.last_polled == 130.0
+    # Instants are compared to within a microsecond, as SQLite may read a float's repr a
+    # unit in the last place off; further off is another state.
+    create_time = running.create_time
+    assert create_time is not None
+    state.save_poll_times(
+        [replace(running, create_time=math.nextafter(create_time, 0), last_polled=230.0)]
+    )
+    assert state.active()[0].last_polled == 230.0
+    state.save_poll_times([replace(running, create_time=create_time + 0.001, last_polled=250.0)])
+    assert state.active()[0].last_polled == 230.0
     state.close()

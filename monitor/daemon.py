@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 from contextlib import AsyncExitStack
@@ -72,9 +73,12 @@ async def policy_for(config: Config, store: Store) -> Policy:
 class Service:
     """One running daemon: its parts, its start-up, its reloads and its shutdown."""
 
-    def __init__(self, config: Config, config_path: str | None = None) -> None:
+    def __init__(
+        self, config: Config, config_path: str | None = None, *, own_process: bool = False
+    ) -> None:
         self.config = config
         self._config_path = config_path
+        self._own_process = own_process  # `run`: the process is the daemon's alone
         self._log = logs.get_logger()
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -171,6 +175,14 @@ class Service:
                 misfire_grace_time=None,
                 next_run_time=datetime.now(UTC),
             )
+        if self._own_process:
+            # What start-up built (botocore's service models, the clients) lives as long
+            # as the process. Frozen, the collector's full passes, which the churn of poll
+            # results brings every few seconds, no longer walk it (README, Performance).
+            # Garbage first, or it would be kept for good. Not when the service runs inside
+            # another program (the demo, tests): freezing is process-wide.
+            gc.collect()
+            gc.freeze()
         poller.start()
         stack.push_async_callback(poller.stop)
         watchdog = self.notifier.watchdog_interval()
@@ -256,7 +268,7 @@ async def _track_configured(store: Store, config: Config) -> list[tuple[str, Key
 
 async def _run(config: Config, config_path: str) -> None:
     try:
-        await Service(config, config_path).run()
+        await Service(config, config_path, own_process=True).run()
     finally:
         logs.get_logger().info("monitor_stopped")
 

@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--only", choices=PARTS, action="append", help="run only this part (repeatable)")
     add("--tracked", type=_counts, default=[1000, 10000], help="N for throughput (1000,10000)")
-    add("--repetitions", type=int, default=3, help="throughput runs per client and N (3)")
+    add("--repetitions", type=int, default=5, help="throughput runs per client and N (5)")
     add("--window", type=_positive, default=12.0, help="throughput window, seconds (12)")
     add("--warm-up", type=_positive, default=3.0, help="minimum warm-up, seconds (3)")
     add("--concurrency", type=int, default=50, help="calls in flight for both clients (50)")

@@ -350,8 +350,10 @@ _UPDATE_STATE = (
 # slower for seconds. (A thousand rows: json.dumps holds the GIL throughout, ~2 ms.)
 # The guard compares the JSON's values with the row's: text and integers exactly (text
 # comes from CloudFront's XML, which cannot carry the NUL that json_extract stops at, or
-# from our own names); instants to within a microsecond, because SQLite's reading of a
-# float's shortest repr is exact on x86-64 Linux but not on every platform and version.
+# from our own names); instants to within half a microsecond (two units in the last place
+# of a present-day timestamp), because SQLite's reading of a float's shortest repr is
+# exact on x86-64 Linux but not on every platform and version. Nothing moves an instant
+# alone by so little: the command line never writes one.
 # `_unsaved` in the poller holds one entry per pair: the rows never repeat a key.
 _TIMES_PER_STATEMENT = 1000
 _TIMES_COLUMNS = (
@@ -371,7 +373,7 @@ _INSTANTS = frozenset(
 def _unchanged(name: str) -> str:
     same = f"invalidations.{name} IS held.{name}"
     if name in _INSTANTS:
-        return f"({same} OR abs(invalidations.{name} - held.{name}) < 1e-6)"
+        return f"({same} OR abs(invalidations.{name} - held.{name}) < 5e-7)"
     return same
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
@@ -205,13 +206,13 @@ def test_an_answer_got_with_the_old_accounts_credentials_is_not_written(
     assert rows[B].status == "InProgress"
 
 
-def test_a_checkpoint_is_one_statement_and_keeps_every_value_exact(tmp_path: Path) -> None:
+def test_a_checkpoint_is_one_statement_per_thousand_and_keeps_values_exact(tmp_path: Path) -> None:
     # One statement, not one per row: sqlite3 hands the GIL over at every step, which
     # stalled the daemon's event loop (store.py). The rows travel as JSON, so the guard's
     # exact comparisons are tried on awkward values: 17-digit doubles, set flags, None,
     # and error text with quotes and non-ASCII.
     state = StateFile(tmp_path / "m.db")
-    keys = [Key("EDFDVBD6EXAMPLE", f"I{n:013d}") for n in range(300)]
+    keys = [Key("EDFDVBD6EXAMPLE", f"I{n:013d}") for n in range(2001)]
     state.add(keys, "config")
     outcomes = []
     for n, inv in enumerate(sorted(state.active(), key=lambda i: i.key)):
@@ -233,7 +234,8 @@ def test_a_checkpoint_is_one_statement_and_keeps_every_value_exact(tmp_path: Pat
     state._conn.set_trace_callback(statements.append)
     state.save_poll_times(polled)
     state._conn.set_trace_callback(None)
-    assert sum("UPDATE" in statement for statement in statements) == 1
+    assert sum("UPDATE" in statement for statement in statements) == 3
+    assert sum(statement.startswith("BEGIN") for statement in statements) == 1
     saved = {inv.key: (inv.last_polled, inv.next_poll_at) for inv in state.active()}
     assert saved == {inv.key: (inv.last_polled, inv.next_poll_at) for inv in polled}
     state.close()
@@ -258,6 +260,9 @@ def test_an_sqlite_that_cannot_run_the_checkpoint_is_refused_in_one_line(
         assert message.startswith(f"state file {target}: this Python's SQLite ")
         assert "3.33 or newer with JSON is needed" in message and "\n" not in message
     assert path.read_bytes() == before
+    empty = sqlite3.connect(tmp_path / "new.db")
+    assert empty.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+    empty.close()
 
 
 def test_poll_times_are_saved_only_where_the_state_is_unchanged(tmp_path: Path) -> None:
@@ -280,7 +285,7 @@ def test_poll_times_are_saved_only_where_the_state_is_unchanged(tmp_path: Path) 
     )
     [row] = state.active()
     assert row.last_polled == 130.0
-    # Instants are compared to within a microsecond, as SQLite may read a float's repr a
+    # Instants are compared to within half a microsecond, as SQLite may read a float's repr a
     # unit in the last place off; further off is another state.
     create_time = running.create_time
     assert create_time is not None

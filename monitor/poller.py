@@ -64,7 +64,7 @@ class Poller:
         self._in_flight: set[Key] = set()
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._pending: list[Outcome] = []
-        self._unsaved: dict[Key, Outcome] = {}  # poll times not written yet, by pair
+        self._unsaved: dict[Key, Invalidation] = {}  # poll times not written yet, by pair
         # Monotonic, for the two intervals: a clock stepped back must not stop either.
         self._checkpoint_at = -math.inf  # the latest write of the held poll times
         self._checked_at = -math.inf  # the latest changed_elsewhere()
@@ -86,8 +86,7 @@ class Poller:
                 self._log.info("invalidation_untracked", **_ids(key, self._active[key].account))
         # Rows the store holds are as new as ours but for poll times not written yet;
         # whatever changed a row meanwhile (the command line) wins over those.
-        for key, outcome in list(self._unsaved.items()):
-            held = outcome.invalidation
+        for key, held in list(self._unsaved.items()):
             if key in fresh and timing_only(fresh[key], held):
                 fresh[key] = held
             else:
@@ -245,7 +244,7 @@ class Poller:
             self._in_flight.discard(key)
             known = self._active.get(key)
             if known is not None and timing_only(known, outcome.invalidation):
-                self._unsaved[key] = outcome
+                self._unsaved[key] = outcome.invalidation
                 self._settle(outcome, True)
         if changes:
             await self._write(changes)
@@ -261,14 +260,13 @@ class Poller:
         # A copy: until the write is done, a reload must still find the held times (or it
         # would fall back to the file's older ones), and a failed write leaves them be.
         held = dict(self._unsaved)
-        times = [outcome.invalidation for outcome in held.values()]
         try:
-            await asyncio.shield(self._store.save_poll_times(times))
+            await asyncio.shield(self._store.save_poll_times(list(held.values())))
         except Exception as error:
             self._log.error("store_write_failed", error=str(error), pending=len(self._unsaved))
             return
-        for key, outcome in held.items():
-            if self._unsaved.get(key) is outcome:  # not superseded meanwhile
+        for key, inv in held.items():
+            if self._unsaved.get(key) is inv:  # not superseded meanwhile
                 del self._unsaved[key]
 
     async def _write(self, batch: list[Outcome]) -> None:

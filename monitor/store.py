@@ -389,17 +389,13 @@ _SAVE_POLL_TIMES = (
 
 
 def _times_row(inv: Invalidation) -> tuple[object, ...]:
-    # In _TIMES_COLUMNS' order; the flags as the 0 and 1 the table holds.
+    # In _TIMES_COLUMNS' order (json_extract reads the flags' true and false as 1 and 0).
     return (
         inv.last_polled,
         inv.next_poll_at,
         *inv.key,
-        *(_stored(getattr(inv, name)) for name in STATE_FIELDS),
+        *(getattr(inv, name) for name in STATE_FIELDS),
     )
-
-
-def _stored(value: object) -> object:
-    return int(value) if isinstance(value, bool) else value
 
 
 def _state_row(inv: Invalidation) -> tuple[object, ...]:

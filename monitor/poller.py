@@ -70,6 +70,7 @@ class Poller:
         self._checked_at = -math.inf  # the latest changed_elsewhere()
         self._listed_at: dict[Scope, float] = {}  # last batched refresh
         self._workers: list[asyncio.Task[None]] = []
+        self._writes: set[asyncio.Task[None]] = set()  # changes of state being written
         self._log = get_logger()
 
     def active(self) -> Iterable[Invalidation]:
@@ -106,6 +107,9 @@ class Poller:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
+        # A write under way (a cancelled worker's, the tick's) commits whatever happens:
+        # it must be logged and counted before the process goes, or it never will be.
+        await asyncio.gather(*self._writes, return_exceptions=True)
         await asyncio.shield(self.flush(everything=True))
 
     async def tick(self) -> None:
@@ -270,8 +274,16 @@ class Poller:
                 del self._unsaved[key]
 
     async def _write(self, batch: list[Outcome]) -> None:
+        # The write and its report are shielded as one: cancelling the caller at shutdown
+        # would otherwise leave transitions committed but never logged nor counted.
+        write = asyncio.create_task(self._write_and_report(batch))
+        self._writes.add(write)
+        write.add_done_callback(self._writes.discard)
+        await asyncio.shield(write)
+
+    async def _write_and_report(self, batch: list[Outcome]) -> None:
         try:
-            applied = await asyncio.shield(self._store.apply(batch))
+            applied = await self._store.apply(batch)
         except Exception as error:  # disk full, I/O error: keep every result for the next try
             self._pending[:0] = batch
             self._log.error("store_write_failed", error=str(error), pending=len(self._pending))

@@ -273,3 +273,40 @@ async def test_a_failed_checkpoint_keeps_the_poll_times_for_the_next(
     monkeypatch.undo()
     await rig.poller.stop()  # ...and the times were kept for the next checkpoint
     assert (_stored(rig, key).last_polled or 0) >= (held or 0) > (written.last_polled or 0)
+
+
+@pytest.mark.parametrize("writer", ["worker", "tick"])
+async def test_shutdown_during_a_write_still_reports_what_it_commits(
+    moto: Moto, rig: Rig, monkeypatch: pytest.MonkeyPatch, writer: str
+) -> None:
+    # The first write (the pair's first status) is held at the gate while stop() runs:
+    # stop() must wait for it, and its transition must be counted, not only committed.
+    if writer == "worker":
+        monkeypatch.setattr(poller_module, "FLUSH_AT", 1)  # each worker writes its own result
+    real_apply, entered, release = rig.store.apply, asyncio.Event(), asyncio.Event()
+
+    async def gated(outcomes: list[object]) -> object:
+        entered.set()
+        await release.wait()
+        return await real_apply(outcomes)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rig.store, "apply", gated)
+    dist = moto.create_distribution()
+    key = Key(dist, moto.create_invalidation(dist))
+    await rig.store.add([key], "config")
+    await rig.poller.load()
+    ticking = asyncio.create_task(rig.until(lambda: False))
+    try:
+        await asyncio.wait_for(entered.wait(), 15)
+        stopping = asyncio.create_task(rig.poller.stop())
+        await asyncio.sleep(0.2)
+        assert not stopping.done()  # waits for the write under way
+        release.set()
+        await asyncio.wait_for(stopping, 15)
+    finally:
+        release.set()
+        ticking.cancel()
+        await asyncio.gather(ticking, return_exceptions=True)
+    name = "cloudfront_invalidation_transitions_total"
+    assert metric_value(rig.scrape(), name, status="InProgress", distribution_id=dist) == 1
+    assert [t.to_status for t in StateFile(rig.store.path).history()] == ["InProgress"]

@@ -21,7 +21,7 @@ answers for all of a distribution's invalidations, and three rules make it pay:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Set
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 
 from monitor.invalidation import Invalidation, Key, Scope
@@ -46,12 +46,16 @@ def plan(
     now: float,
     policy: Policy,
     listed_at: Mapping[Scope, float],
-) -> list[Job]:
-    """The looks to make now; `listed_at` is when each scope's last listing went out."""
+) -> Sequence[Job]:
+    """The looks to make now, the longest due first (after a backlog, pairs that waited
+    through it go before those polled in it); `listed_at` is when each scope's last
+    listing went out."""
     if not policy.batch:  # every pair on its own schedule: nothing to pool, a plain filter
-        return [
+        ready = [
             key for key, inv in active.items() if inv.next_poll_at <= now and key not in in_flight
         ]
+        ready.sort(key=lambda key: active[key].next_poll_at)
+        return ready
     pool = policy.schedule is not None  # the fixed schedule promises its interval
     idle: dict[Scope, list[Key]] = defaultdict(list)  # not in flight
     due: dict[Scope, list[Key]] = defaultdict(list)
@@ -93,12 +97,12 @@ def plan(
             if total >= 1.0 and scope not in due and len(idle[scope]) > 1:
                 due[scope] = [ahead[scope][1]]
                 earliest[scope] = now
-    jobs: list[Job] = []
+    jobs: list[tuple[float, Job]] = []
     wait = policy.min_interval
     for scope, keys in due.items():
         siblings = idle[scope]
         if len(siblings) == 1:
-            jobs.extend(keys)
+            jobs.extend((active[key].next_poll_at, key) for key in keys)
             continue
         overdue = now - earliest[scope] >= wait
         if 4 * len(keys) < len(siblings) and not overdue:
@@ -107,5 +111,5 @@ def plan(
             continue
         # Siblings not yet due ride along: the listing answers for them at no cost, and
         # it aligns their schedules.
-        jobs.append(Refresh(*scope, tuple(siblings)))
-    return jobs
+        jobs.append((earliest[scope], Refresh(*scope, tuple(siblings))))
+    return [job for _, job in sorted(jobs, key=lambda due_job: due_job[0])]

@@ -106,3 +106,17 @@ def test_unbatched_every_due_pair_not_in_flight_is_looked_at_on_its_own() -> Non
     invs = {inv.key: inv for inv in [*due, *later, busy]}
     jobs = plan(invs, {busy.key}, 110.0, single, {})
     assert set(jobs) == {inv.key for inv in due} and len(jobs) == len(due)
+
+
+def test_the_longest_due_go_first() -> None:
+    # Tracked in one order, due in another (after a backlog, those that waited through
+    # it are due earliest): the queue is filled by due time, with or without batching.
+    late, early, middle = (
+        _running(d, n, 90.0, due)
+        for d, n, due in [(DIST, 1, 104.0), (OTHER, 2, 101.0), ("EDIST3CCCCCC", 3, 102.0)]
+    )
+    single = replace(ADAPTIVE, batch=False)
+    assert _jobs(single, [late, early, middle], now=105.0) == [early.key, middle.key, late.key]
+    siblings = [_running(DIST, 4, 90.0, 103.0), _running(DIST, 5, 90.0, 103.0)]
+    jobs = _jobs(ADAPTIVE, [late, *siblings, early], now=110.0)
+    assert jobs == [early.key, _refresh(DIST, [late, *siblings])]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -310,3 +311,37 @@ async def test_shutdown_during_a_write_still_reports_what_it_commits(
     name = "cloudfront_invalidation_transitions_total"
     assert metric_value(rig.scrape(), name, status="InProgress", distribution_id=dist) == 1
     assert [t.to_status for t in StateFile(rig.store.path).history()] == ["InProgress"]
+
+
+async def test_a_backlog_is_planned_again_once_it_has_about_drained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 120 pairs, always due, 8 workers on a slow CloudFront: the queue is far longer than
+    # what a tick's worth of calls takes. Ticks must not pass over every pair meanwhile,
+    # and every pair must still be polled in turn, none twice before the others once.
+    double = ScriptedCloudFront(delay=0.02)
+    policy = Policy(interval_seconds=0.01, max_failures=3, stuck_after_seconds=900, batch=False)
+    plans = 0
+    real_plan = poller_module.looks.plan
+
+    def counted(*args: Any) -> list[Any]:
+        nonlocal plans
+        plans += 1
+        return real_plan(*args)
+
+    monkeypatch.setattr(poller_module.looks, "plan", counted)
+    ids = [f"IBACKLOG{n:06d}" for n in range(120)]
+    async with serve_scripted(double) as url, poller_rig(url, tmp_path, policy) as rig:
+        await rig.store.add([Key("EDIST1AAAAAA", i) for i in ids], "config")
+        await rig.poller.load()
+        ticks = 0
+
+        def swept_three_times() -> bool:
+            nonlocal ticks
+            ticks += 1
+            return min(double.calls_by_id.get(i, 0) for i in ids) >= 3
+
+        await rig.until(swept_three_times, ticks=2000)
+    counts = [double.calls_by_id[i] for i in ids]
+    assert max(counts) - min(counts) <= 1  # in turn: none polled twice before another once
+    assert plans <= ticks / 3, (plans, ticks)  # about one pass per sweep, not one per tick

@@ -32,7 +32,6 @@ from monitor.store import DaemonLock, Store, StoreError
 from monitor.transition import Policy
 
 EX_SOFTWARE = 1
-SHUTDOWN_GRACE_SECONDS = 4.0  # systemd and the issue give us 5 s; keep a margin
 
 
 class StartupError(Exception):

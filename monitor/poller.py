@@ -4,8 +4,9 @@ persists what it returns, and only then counts and logs it.
 APScheduler calls `tick()` every second (or sooner, see daemon.tick_seconds). A tick only
 enqueues the looks `looks.plan` says are due; a fixed pool of `concurrency` workers
 drains the queue, so the number of calls in flight is bounded and a slow API never makes
-ticks pile up. Behind (more queued than two ticks' worth of calls), a tick plans nothing:
-what is due would wait behind the queue anyway. Results are written in batches; a pair
+ticks pile up. Behind (more jobs queued than the workers took in the latest two ticks,
+and more than `concurrency`), a tick plans nothing: what is due would wait behind the
+queue anyway. Results are written in batches; a pair
 stays "in flight" until its result is settled, so it is never polled twice at once.
 
 What the state file must have at once is every change of state (a status, a transition,
@@ -111,7 +112,10 @@ class Poller:
         self._workers = []
         # A write under way (a cancelled worker's, the tick's) commits whatever happens:
         # it must be logged and counted before the process goes, or it never will be.
-        await asyncio.gather(*self._writes, return_exceptions=True)
+        # (A cancelled checkpoint needs no wait: the store closes only after it, and the
+        # final flush writes the same times again.)
+        while self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
         await asyncio.shield(self.flush(everything=True))
 
     async def tick(self) -> None:
@@ -125,7 +129,9 @@ class Poller:
         taken, self._taken = self._taken, 0
         # Behind, with more queued than the workers take in two ticks: whatever is due now
         # would wait behind that queue anyway, and is planned once it has about drained.
-        # Saves a pass over every tracked pair at each tick of a backlog (README).
+        # Saves a pass over every tracked pair at each tick of a backlog (README). The
+        # floor of `concurrency` keeps a tick planning when nothing was taken (at start,
+        # or every worker on a slow call) unless a full round of work is already queued.
         if self._queue.qsize() <= max(2 * taken, self._concurrency):
             self._enqueue(
                 looks.plan(self._active, self._in_flight, now, self.policy, self._listed_at), now

@@ -299,6 +299,7 @@ async def test_shutdown_during_a_write_still_reports_what_it_commits(
     ticking = asyncio.create_task(rig.until(lambda: False))
     try:
         await asyncio.wait_for(entered.wait(), 15)
+        ticking.cancel()  # as the scheduler's shutdown does, before the poller's stop
         stopping = asyncio.create_task(rig.poller.stop())
         await asyncio.sleep(0.2)
         assert not stopping.done()  # waits for the write under way

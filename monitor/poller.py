@@ -6,8 +6,8 @@ enqueues the looks `looks.plan` says are due; a fixed pool of `concurrency` work
 drains the queue, so the number of calls in flight is bounded and a slow API never makes
 ticks pile up. Behind (more jobs queued than the workers took in the latest two ticks,
 and more than `concurrency`), a tick plans nothing: what is due would wait behind the
-queue anyway. Results are written in batches; a pair
-stays "in flight" until its result is settled, so it is never polled twice at once.
+queue anyway. Results are written in batches; a pair stays "in flight" until its result
+is settled, so it is never polled twice at once.
 
 What the state file must have at once is every change of state (a status, a transition,
 a failure, stuck, given up): those are written before anything reports them. A poll that

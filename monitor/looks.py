@@ -21,8 +21,9 @@ answers for all of a distribution's invalidations, and three rules make it pay:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
+from operator import itemgetter
 
 from monitor.invalidation import Invalidation, Key, Scope
 from monitor.transition import Policy
@@ -46,16 +47,18 @@ def plan(
     now: float,
     policy: Policy,
     listed_at: Mapping[Scope, float],
-) -> Sequence[Job]:
+) -> list[Job]:
     """The looks to make now, the longest due first (after a backlog, pairs that waited
     through it go before those polled in it); `listed_at` is when each scope's last
     listing went out."""
     if not policy.batch:  # every pair on its own schedule: nothing to pool, a plain filter
-        ready = [
-            key for key, inv in active.items() if inv.next_poll_at <= now and key not in in_flight
-        ]
-        ready.sort(key=lambda key: active[key].next_poll_at)
-        return ready
+        return _by_due_time(
+            [
+                (inv.next_poll_at, key)
+                for key, inv in active.items()
+                if inv.next_poll_at <= now and key not in in_flight
+            ]
+        )
     pool = policy.schedule is not None  # the fixed schedule promises its interval
     idle: dict[Scope, list[Key]] = defaultdict(list)  # not in flight
     due: dict[Scope, list[Key]] = defaultdict(list)
@@ -112,4 +115,8 @@ def plan(
         # Siblings not yet due ride along: the listing answers for them at no cost, and
         # it aligns their schedules.
         jobs.append((earliest[scope], Refresh(*scope, tuple(siblings))))
-    return [job for _, job in sorted(jobs, key=lambda due_job: due_job[0])]
+    return _by_due_time(jobs)
+
+
+def _by_due_time(jobs: list[tuple[float, Job]]) -> list[Job]:
+    return [job for _, job in sorted(jobs, key=itemgetter(0))]  # stable: ties as listed

@@ -6,8 +6,10 @@ enqueues the looks `looks.plan` says are due; a fixed pool of `concurrency` work
 drains the queue, so the number of calls in flight is bounded and a slow API never makes
 ticks pile up. Behind (more jobs queued than the workers took in the latest two ticks,
 and more than `concurrency`), a tick plans nothing: what is due would wait behind the
-queue anyway. Results are written in batches; a pair stays "in flight" until its result
-is settled, so it is never polled twice at once.
+queue anyway. A worker only asks: what CloudFront answered goes through the state
+machine at the next flush, all answers in hand at once, and the results are written in
+one transaction. A pair stays "in flight" until its result is settled, so it is never
+polled twice at once.
 
 What the state file must have at once is every change of state (a status, a transition,
 a failure, stuck, given up): those are written before anything reports them. A poll that
@@ -66,7 +68,8 @@ class Poller:
         self._in_flight: set[Key] = set()
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._taken = 0  # jobs the workers took from the queue since the latest tick
-        self._pending: list[Outcome] = []
+        self._pending: list[Outcome] = []  # results in hand, not written yet
+        self._observed: list[tuple[Invalidation, Observation]] = []  # answers not interpreted
         self._unsaved: dict[Key, Invalidation] = {}  # poll times not written yet, by pair
         # Monotonic, for the two intervals: a clock stepped back must not stop either.
         self._checkpoint_at = -math.inf  # the latest write of the held poll times
@@ -154,35 +157,35 @@ class Poller:
             if inv is None or key in self._in_flight:
                 continue  # not tracked, or a call for it is under way and will land
             self._in_flight.add(key)
-            self._pending.append(transition.observe(inv, observation, self.policy))
+            self._observed.append((inv, observation))
 
     async def _work(self) -> None:
         while True:
             job = await self._queue.get()
             self._taken += 1
-            # Await first, then touch the list: `self._pending.append(await ...)` binds the
-            # list before the call, and a flush during the call swaps it, so the outcome
-            # went to a batch already written and its pair stayed in flight forever.
             if isinstance(job, Refresh):
-                outcomes = await self._refresh(job)
-                self._pending.extend(outcomes)
+                await self._refresh(job)
             elif (inv := self._active.get(job)) is not None:
-                outcome = await self._poll(inv)
-                self._pending.append(outcome)
+                await self._poll(inv)
             else:
                 self._in_flight.discard(job)  # untracked while queued
-            if len(self._pending) >= FLUSH_AT:
+            if len(self._pending) + len(self._observed) >= FLUSH_AT:
                 await self.flush()
 
-    async def _poll(self, inv: Invalidation) -> Outcome:
+    # Both below look the lists up after the await, never before: a flush during the call
+    # swaps them, and a result added to a batch already written left its pair in flight
+    # forever (`self._pending.append(await ...)` binds the list first).
+
+    async def _poll(self, inv: Invalidation) -> None:
         try:
             seen = await self._client(inv.account).get_invalidation(inv.key)
         except Exception as error:
-            return self._failed(inv, error)
+            self._pending.append(self._failed(inv, error))
+            return
         self._health.record(True, seen.observed_at)
-        return transition.observe(inv, seen, self.policy)
+        self._observed.append((inv, seen))
 
-    async def _refresh(self, job: Refresh) -> list[Outcome]:
+    async def _refresh(self, job: Refresh) -> None:
         """Observe several invalidations of one distribution through ListInvalidations.
 
         Pages are read only while they can still hold a wanted invalidation, and never
@@ -192,14 +195,15 @@ class Poller:
         wanted = {k: inv for k in job.keys if (inv := self._active.get(k)) is not None}
         for key in set(job.keys) - wanted.keys():
             self._in_flight.discard(key)
-        outcomes: list[Outcome] = []
+        answered_at: float | None = None
         try:
             client = self._client(job.account)
             pages = client.invalidation_pages(job.distribution_id, len(wanted) - 1)
             async for page in pages:
                 for key, seen in page:
                     if (inv := wanted.pop(key, None)) is not None:
-                        outcomes.append(transition.observe(inv, seen, self.policy))
+                        self._observed.append((inv, seen))
+                        answered_at = seen.observed_at
                 if not wanted or _older_than_all(page, wanted.values()):
                     break
         except ApiError as error:
@@ -207,7 +211,8 @@ class Poller:
             # assumed): one failure each, retried on schedule. Refused by CloudFront (a
             # policy without ListInvalidations, say): ask one by one, as if unbatched.
             if error.outcome != "client_error" or error.code in NOT_SENT:
-                return outcomes + [self._failed(inv, error) for inv in wanted.values()]
+                self._pending.extend(self._failed(inv, error) for inv in wanted.values())
+                return
             self._log.warning(
                 "batch_refresh_refused",
                 account=job.account,
@@ -216,12 +221,12 @@ class Poller:
                 message=error.message,
             )
         except Exception as error:
-            return outcomes + [self._failed(inv, error) for inv in wanted.values()]
-        if outcomes:
-            self._health.record(True, outcomes[0].invalidation.last_polled)
+            self._pending.extend(self._failed(inv, error) for inv in wanted.values())
+            return
+        if answered_at is not None:
+            self._health.record(True, answered_at)
         for inv in wanted.values():
-            outcomes.append(await self._poll(inv))
-        return outcomes
+            await self._poll(inv)
 
     def _client(self, account: str) -> CloudFront:
         client = self._clients.get(account)
@@ -254,6 +259,12 @@ class Poller:
         """Write every change of state in hand; at a checkpoint (or with `everything`, at
         shutdown) the poll times held back too."""
         batch, self._pending = self._pending, []
+        observed, self._observed = self._observed, []
+        # The state machine runs here, on every answer in hand at once, not after each
+        # call: in a tight loop its code and data stay in the CPU's caches, where run
+        # between two calls' botocore work it cost several times as much (README).
+        policy = self.policy
+        batch += [transition.observe(inv, seen, policy) for inv, seen in observed]
         changes = []
         for outcome in batch:
             if outcome.changed:

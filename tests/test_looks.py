@@ -83,7 +83,7 @@ def test_one_listing_per_min_interval_and_nothing_in_flight_is_asked_again() -> 
 
 def test_each_account_lists_its_own_view_of_a_distribution() -> None:
     ours = _running(DIST, 1, 100.0, 110.0)
-    theirs = replace(_running(DIST, 2, 100.0, 110.0), account="prod")
+    theirs = _running(DIST, 2, 100.0, 110.0)._replace(account="prod")
     # Two scopes of one pair each: no listing shared across credentials.
     assert _jobs(ADAPTIVE, [ours, theirs], now=110.0) == [ours.key, theirs.key]
 
@@ -92,7 +92,7 @@ def test_a_new_pair_waits_for_its_siblings_listing_one_interval_at_most() -> Non
     # The sibling's own looks keep being put off (a discovery scan's listing answers for
     # it, say): the new pair is looked at anyway once it has waited interval_seconds
     watched = _running(DIST, 1, 100.0, 115.0)
-    new = replace(_new(DIST, 2), next_poll_at=90.0)  # tracked at 90 (store.add)
+    new = _new(DIST, 2)._replace(next_poll_at=90.0)  # tracked at 90 (store.add)
     assert _jobs(ADAPTIVE, [watched, new], now=109.0) == []
     # (a listing, since it answers for the sibling too at no extra cost)
     assert _jobs(ADAPTIVE, [watched, new], now=110.0) == [_refresh(DIST, [watched, new])]

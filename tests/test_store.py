@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -225,7 +224,7 @@ def test_a_checkpoint_is_one_statement_per_thousand_and_keeps_values_exact(tmp_p
         outcomes.append(outcome)
     state.apply(outcomes)
     polled = [
-        replace(inv, last_polled=1.9e9 + n / 11, next_poll_at=1.9e9 + 20 + n / 13)
+        inv._replace(last_polled=1.9e9 + n / 11, next_poll_at=1.9e9 + 20 + n / 13)
         for n, inv in enumerate(sorted(state.active(), key=lambda i: i.key))
     ]
     assert {inv.stuck for inv in polled} == {True, False}
@@ -271,16 +270,16 @@ def test_poll_times_are_saved_only_where_the_state_is_unchanged(tmp_path: Path) 
     [inv] = state.active()
     running = observe(inv, Observation("InProgress", 100.0, 110.0), POLICY).invalidation
     state.apply([observe(inv, Observation("InProgress", 100.0, 110.0), POLICY)])
-    state.save_poll_times([replace(running, last_polled=130.0, next_poll_at=150.0)])
+    state.save_poll_times([running._replace(last_polled=130.0, next_poll_at=150.0)])
     [row] = state.active()
     assert (row.last_polled, row.next_poll_at) == (130.0, 150.0)
     # Moved to another account, or the row holds another state (tracked afresh, say):
     # the times polled under the old word are dropped.
     state.save_poll_times(
         [
-            replace(running, account="prod", last_polled=170.0),
-            replace(running, failures=1, last_polled=190.0),
-            replace(running, status=None, first_seen=None, last_polled=210.0),
+            running._replace(account="prod", last_polled=170.0),
+            running._replace(failures=1, last_polled=190.0),
+            running._replace(status=None, first_seen=None, last_polled=210.0),
         ]
     )
     [row] = state.active()
@@ -290,9 +289,9 @@ def test_poll_times_are_saved_only_where_the_state_is_unchanged(tmp_path: Path) 
     create_time = running.create_time
     assert create_time is not None
     state.save_poll_times(
-        [replace(running, create_time=math.nextafter(create_time, 0), last_polled=230.0)]
+        [running._replace(create_time=math.nextafter(create_time, 0), last_polled=230.0)]
     )
     assert state.active()[0].last_polled == 230.0
-    state.save_poll_times([replace(running, create_time=create_time + 0.001, last_polled=250.0)])
+    state.save_poll_times([running._replace(create_time=create_time + 0.001, last_polled=250.0)])
     assert state.active()[0].last_polled == 230.0
     state.close()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from monitor.invalidation import COMPLETED, IN_PROGRESS, Invalidation, Key
 from monitor.transition import Observation, Policy, fail, observe
 
@@ -70,7 +68,7 @@ def test_unknown_status_is_kept_as_it_came_and_flagged() -> None:
 
 def test_restart_resumes_from_persisted_state() -> None:
     # What the store hands back after a restart: seen in progress before the crash.
-    persisted = replace(NEW, status=IN_PROGRESS, create_time=1000.0, first_seen=1005.0)
+    persisted = NEW._replace(status=IN_PROGRESS, create_time=1000.0, first_seen=1005.0)
     out = observe(persisted, seen("Completed", 1200.0), POLICY)
     assert out.transition is not None
     assert out.transition.from_status == IN_PROGRESS
@@ -137,8 +135,8 @@ def test_observation_carries_every_other_field_over() -> None:
         account="prod",
     )
     out = observe(current, seen("InProgress", 1010.0), POLICY)
-    expected = replace(
-        current, last_polled=1010.0, failures=0, last_error=None, next_poll_at=1030.0
+    expected = current._replace(
+        last_polled=1010.0, failures=0, last_error=None, next_poll_at=1030.0
     )
     assert out.invalidation == expected
 

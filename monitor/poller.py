@@ -6,10 +6,10 @@ enqueues the looks `looks.plan` says are due; a fixed pool of `concurrency` work
 drains the queue, so the number of calls in flight is bounded and a slow API never makes
 ticks pile up. Behind (more jobs queued than the workers took in the latest two ticks,
 and more than `concurrency`), a tick plans nothing: what is due would wait behind the
-queue anyway. A worker only asks: what CloudFront answered goes through the state
-machine at the next flush, all answers in hand at once, and the results are written in
-one transaction. A pair stays "in flight" until its result is settled, so it is never
-polled twice at once.
+queue anyway. A worker only asks (a failure becomes its outcome at once): what
+CloudFront answered goes through the state machine at the next flush, all answers in
+hand at once, and the results are written in one transaction. A pair stays "in flight"
+until its result is settled, so it is never polled twice at once.
 
 What the state file must have at once is every change of state (a status, a transition,
 a failure, stuck, given up): those are written before anything reports them. A poll that
@@ -234,6 +234,12 @@ class Poller:
             raise ApiError("UnknownAccount", "client_error", f"no account {account!r} configured")
         return client
 
+    def _interpret(self, inv: Invalidation, seen: Observation) -> Outcome:
+        try:
+            return transition.observe(inv, seen, self.policy)
+        except Exception as error:  # a bug here must cost one look, not the whole batch
+            return self._failed(inv, error)
+
     def _failed(self, inv: Invalidation, error: Exception) -> Outcome:
         now = self._clock()
         self._health.record(False, now)
@@ -260,11 +266,11 @@ class Poller:
         shutdown) the poll times held back too."""
         batch, self._pending = self._pending, []
         observed, self._observed = self._observed, []
-        # The state machine runs here, on every answer in hand at once, not after each
-        # call: in a tight loop its code and data stay in the CPU's caches, where run
-        # between two calls' botocore work it cost several times as much (README).
-        policy = self.policy
-        batch += [transition.observe(inv, seen, policy) for inv, seen in observed]
+        # The state machine runs here, over every answer in hand in one loop, rather than
+        # between two calls' SDK work: with the states as named tuples, our code's sampled
+        # CPU per call at 10k tracked fell from ~30 to ~19 µs (README, Performance).
+        # Settings reloaded since a call already apply to its answer.
+        batch += [self._interpret(inv, seen) for inv, seen in observed]
         changes = []
         for outcome in batch:
             if outcome.changed:

@@ -110,6 +110,31 @@ async def test_permanent_error_gives_up_and_stops_polling(moto: Moto, rig: Rig) 
     assert row.gave_up and row.last_error == "NoSuchInvalidation"
 
 
+async def test_a_fault_in_the_state_machine_costs_one_look_not_the_batch(
+    moto: Moto, rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Answers are interpreted together at the flush: one that makes observe raise must
+    # not take the others down with it, nor leave its own pair in flight for good.
+    dist = moto.create_distribution()
+    good, bad = moto.create_invalidation(dist), moto.create_invalidation(dist)
+    observe = poller_module.transition.observe
+
+    def faulty(inv: Invalidation, seen: Any, policy: Policy) -> Any:
+        if inv.key.invalidation_id == bad:
+            raise RuntimeError("a bug")
+        return observe(inv, seen, policy)
+
+    monkeypatch.setattr(poller_module.transition, "observe", faulty)
+    await rig.store.add([Key(dist, good), Key(dist, bad)], "config")
+    await rig.poller.load()
+    failures = "cloudfront_invalidation_monitor_poll_failures_total"
+    # Twice: the pair was released and looked at again.
+    await rig.until(lambda: (metric_value(rig.scrape(), failures, code="RuntimeError") or 0) >= 2)
+    assert [(t.key, t.to_status) for t in StateFile(rig.store.path).history()] == [
+        (Key(dist, good), "InProgress")
+    ]
+
+
 async def test_pair_added_by_another_process_is_picked_up(moto: Moto, rig: Rig) -> None:
     dist = moto.create_distribution()
     inv = moto.create_invalidation(dist)

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
 }
 
+DAEMONS = ("run", "demo")  # long-running: SIGHUP must never end them
 USAGE = "usage: cloudfront-invalidation-monitor COMMAND [options]"
 
 
@@ -55,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     if entry is None:
         sys.stderr.write(f"{USAGE}\nerror: unknown command {args[0]!r}\n")
         return 2
+    if args[0] in DAEMONS:
+        from monitor import signals
+
+        signals.defer()  # before the command's imports, which take a while
     module_name, _, function = entry[0].partition(":")
     command = getattr(importlib.import_module(module_name), function or "main")
     result: int = command(args[1:])

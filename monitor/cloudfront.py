@@ -19,10 +19,10 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.parsers import ResponseParserError
 
 from monitor import __version__
+from monitor.clock import Clock
 from monitor.config import AccountConfig, AwsConfig, Config
 from monitor.credentials import AssumeRoleError, session_for
-from monitor.invalidation import DEFAULT_ACCOUNT, Key
-from monitor.metrics import Metrics
+from monitor.invalidation import DEFAULT_ACCOUNT, RESOURCE_ID, Key
 from monitor.outcome import classify
 from monitor.ratelimit import TokenBucket
 from monitor.transition import Observation
@@ -34,6 +34,10 @@ NOT_SENT = frozenset({"AssumeRoleFailed", "UnknownAccount", "NoCredentials"})
 PERMANENT_CODES = frozenset(
     {"NoSuchInvalidation", "NoSuchDistribution", "EntityNotFound", "AccessDenied"}
 )
+# Odd-answer kinds found here, before the state machine sees anything.
+UNREADABLE = "unreadable"  # botocore could not parse the answer (a CreateTime of 1e400, say)
+BAD_ID = "bad_id"  # a listed ID that breaks the ID rules: never tracked, never asked about
+NO_STATUS = "no_status"
 
 
 class ApiError(Exception):
@@ -48,31 +52,50 @@ class ApiError(Exception):
         return self.code in PERMANENT_CODES
 
 
+class ApiObserver:
+    """What the adapter reports; every method does nothing unless overridden."""
+
+    def attempt(self, account: str, operation: str, outcome: str) -> None:
+        """One HTTP attempt (botocore's retries included), by outcome."""
+
+    def called(self, account: str, operation: str, seconds: float, ok: bool) -> None:
+        """One call ended, after botocore's retries: it got an answer, or it did not."""
+
+    def odd(self, account: str, kind: str, subject: str, **detail: object) -> None:
+        """An answer that made no sense (see monitor.oddities)."""
+
+
 class CloudFront:
     """One account's client."""
 
     def __init__(
         self,
         client: Any,
-        metrics: Metrics,
         slots: asyncio.Semaphore,
         ceiling: TokenBucket,
         account: str = DEFAULT_ACCOUNT,
         credentials: Any = None,
+        *,
+        observer: ApiObserver | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._client = client
         # An assumed role's refreshable credentials, or None. Brought up to date before a
         # call takes one of the shared slots: a slow STS must stall this account only.
         self._credentials = credentials
-        self._metrics = metrics
         # Bounds every API call the daemon makes, whoever makes it, in whichever account.
         self._slots = slots
         self._ceiling = ceiling
+        self._observer = observer or ApiObserver()
+        self._clock = clock or Clock()
         self.account = account
-        metrics.rate_limit.labels(account).set_function(ceiling.rate)
         events = client.meta.events
         events.register_first("response-received.cloudfront", self._count_attempt)
         events.register_first("before-send.cloudfront", self._pace)
+
+    def rate(self) -> float:
+        """Requests per second allowed now (the ceiling, lowered while throttled)."""
+        return self._ceiling.rate()
 
     def _pace(self, **_: Any) -> Awaitable[None] | None:
         # Runs before every HTTP attempt, botocore's retries included. aiobotocore awaits
@@ -92,7 +115,7 @@ class CloudFront:
             outcome = classify(response.get("status_code"), parsed.get("Error", {}).get("Code"))
             if outcome == "throttled":
                 self._ceiling.throttled()
-        self._metrics.api_attempt(self.account, operation, outcome)
+        self._observer.attempt(self.account, operation, outcome)
 
     async def get_invalidation(self, key: Key) -> Observation:
         if key.tenant:
@@ -105,7 +128,10 @@ class CloudFront:
             answer = await self._call(
                 "GetInvalidation", DistributionId=key.distribution_id, Id=key.invalidation_id
             )
-        return _observation(answer.get("Invalidation"), time.time())
+        observation = self._observation(answer.get("Invalidation"))
+        if observation is None:
+            raise ApiError("MalformedResponse", "ok", "the answer has no Status")
+        return observation
 
     async def invalidation_pages(
         self, distribution_id: str, max_pages: int
@@ -122,15 +148,11 @@ class CloudFront:
             else ("ListInvalidations", {"DistributionId": distribution_id, "MaxItems": "100"})
         )
         for _ in range(max_pages):
-            answer = await self._call(operation, **scope, **paging)
-            observed_at = time.time()
+            answer = await self._call(operation, **scope, **paging, subject=distribution_id)
             listing = answer.get("InvalidationList")
             if not isinstance(listing, dict):
                 raise ApiError("MalformedResponse", "ok", "no InvalidationList in the answer")
-            yield [
-                (Key(distribution_id, str(item.get("Id"))), _observation(item, observed_at))
-                for item in listing.get("Items") or []
-            ]
+            yield self._summaries(distribution_id, listing.get("Items") or [])
             marker = listing.get("NextMarker")
             if not listing.get("IsTruncated") or not marker:
                 return
@@ -145,21 +167,59 @@ class CloudFront:
             listing = answer.get("DistributionList")
             if not isinstance(listing, dict):
                 raise ApiError("MalformedResponse", "ok", "no DistributionList in the answer")
-            ids.extend(str(item["Id"]) for item in listing.get("Items") or [] if "Id" in item)
+            for item in listing.get("Items") or []:
+                found = str(item.get("Id") or "")
+                if RESOURCE_ID.fullmatch(found):
+                    ids.append(found)
+                else:
+                    self._observer.odd(self.account, BAD_ID, "ListDistributions", id=found[:64])
             marker = listing.get("NextMarker")
             if not listing.get("IsTruncated") or not marker:
                 break
             paging = {"Marker": str(marker)}
         return ids
 
-    async def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+    def _summaries(self, distribution_id: str, items: list[Any]) -> list[tuple[Key, Observation]]:
+        """A listing page's entries; one that cannot be trusted is reported and left out,
+        never allowed to spoil the rest."""
+        page = []
+        for item in items:
+            key = Key(distribution_id, str(item.get("Id") or "") if isinstance(item, dict) else "")
+            if not key.valid:
+                self._observer.odd(
+                    self.account, BAD_ID, distribution_id, id=key.invalidation_id[:64]
+                )
+                continue
+            observation = self._observation(item)
+            if observation is None:
+                self._observer.odd(self.account, NO_STATUS, f"{distribution_id}/{key[1]}")
+                continue
+            page.append((key, observation))
+        return page
+
+    def _observation(self, body: Any) -> Observation | None:
+        """An Invalidation or InvalidationSummary as the state machine wants it."""
+        status = body.get("Status") if isinstance(body, dict) else None
+        if not isinstance(status, str) or not status:
+            return None
+        create = body.get("CreateTime")
+        return Observation(
+            status=status,
+            create_time=create.timestamp() if hasattr(create, "timestamp") else None,
+            observed_at=self._clock.wall(),
+            polled_at=self._clock.steady(),
+        )
+
+    async def _call(self, operation: str, subject: str = "", **params: Any) -> dict[str, Any]:
         method = getattr(self._client, _snake(operation))
         started = time.perf_counter()
+        ok = False
         try:
             if self._credentials is not None:
                 await self._credentials.get_frozen_credentials()
             async with self._slots:
                 answer: dict[str, Any] = await method(**params)
+            ok = True
         except ClientError as error:
             err = error.response.get("Error", {})
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -168,8 +228,8 @@ class CloudFront:
         except ResponseParserError as error:
             # An answer whose XML botocore cannot parse. botocore raises this from inside
             # the attempt, before its response-received event, and does not retry it: the
-            # attempt would go uncounted (and the poll was logged as a crash). Count it here.
-            self._metrics.api_attempt(self.account, operation, "malformed")
+            # attempt would go uncounted. Count it here.
+            self._observer.attempt(self.account, operation, "malformed")
             message = str(error).splitlines()[0].rstrip(":")  # drop the echoed body
             raise ApiError("MalformedResponse", "malformed", message) from None
         except AssumeRoleError as error:
@@ -177,26 +237,27 @@ class CloudFront:
             # the account's error ratio shows a broken role; never permanent: fixing the
             # trust policy must bring every pair of the account back.
             if error.asked:
-                self._metrics.api_attempt(self.account, "AssumeRole", error.outcome)
+                self._observer.attempt(self.account, "AssumeRole", error.outcome)
             raise ApiError("AssumeRoleFailed", error.outcome, error.message) from None
         except NoCredentialsError as error:
             # Raised before anything is sent: no attempt to count, and not a network fault.
             raise ApiError("NoCredentials", "client_error", str(error)) from None
         except (TimeoutError, BotoCoreError, OSError) as error:
             raise ApiError(type(error).__name__, "network_error", str(error)) from None
+        except Exception as error:
+            # Raised by botocore while reading an answer it received (a CreateTime of
+            # 1e400 makes its timestamp parser give up): an odd answer, never a crash.
+            self._observer.attempt(self.account, operation, "malformed")
+            what = subject or "/".join(str(v) for k, v in params.items() if k in _IDS)
+            self._observer.odd(self.account, UNREADABLE, what, error=type(error).__name__)
+            message = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+            raise ApiError("UnreadableAnswer", "malformed", message) from None
         finally:
-            self._metrics.api_duration(self.account, operation, time.perf_counter() - started)
+            self._observer.called(self.account, operation, time.perf_counter() - started, ok)
         return answer
 
 
-def _observation(body: Any, observed_at: float) -> Observation:
-    """An Invalidation or InvalidationSummary as the state machine wants it."""
-    status = body.get("Status") if isinstance(body, dict) else None
-    if not isinstance(status, str) or not status:
-        raise ApiError("MalformedResponse", "ok", "the answer has no Status")
-    create = body.get("CreateTime")
-    create_time = create.timestamp() if hasattr(create, "timestamp") else None
-    return Observation(status=status, create_time=create_time, observed_at=observed_at)
+_IDS = ("DistributionId", "Id")  # the request parameters that name what was asked about
 
 
 @functools.cache
@@ -218,9 +279,11 @@ def client_config(aws: AwsConfig, concurrency: int) -> AioConfig:
 async def open_cloudfront(
     aws: AwsConfig,
     concurrency: int,
-    metrics: Metrics,
     account: AccountConfig | None = None,
     slots: asyncio.Semaphore | None = None,
+    *,
+    observer: ApiObserver | None = None,
+    clock: Clock | None = None,
 ) -> AsyncIterator[CloudFront]:
     """A client for one account (by default the one aws.profile reaches)."""
     account = account or AccountConfig(name=DEFAULT_ACCOUNT)
@@ -234,22 +297,28 @@ async def open_cloudfront(
     ) as client:
         yield CloudFront(
             client,
-            metrics,
             slots or asyncio.Semaphore(concurrency),
             TokenBucket(account.ceiling(aws)),
             account.name,
             credentials,
+            observer=observer,
+            clock=clock,
         )
 
 
 @asynccontextmanager
-async def open_accounts(config: Config, metrics: Metrics) -> AsyncIterator[dict[str, CloudFront]]:
+async def open_accounts(
+    config: Config, observer: ApiObserver | None = None, clock: Clock | None = None
+) -> AsyncIterator[dict[str, CloudFront]]:
     """One client per configured account, all sharing the poll concurrency bound."""
     slots = asyncio.Semaphore(config.poll.concurrency)
+    concurrency = config.poll.concurrency
     async with AsyncExitStack() as stack:
         yield {
             account.name: await stack.enter_async_context(
-                open_cloudfront(config.aws, config.poll.concurrency, metrics, account, slots)
+                open_cloudfront(
+                    config.aws, concurrency, account, slots, observer=observer, clock=clock
+                )
             )
             for account in config.account_list()
         }

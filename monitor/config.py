@@ -6,10 +6,13 @@ touched, and reported as one line naming the key (`ConfigError`, exit status 78)
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import os
 import re
+import stat
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -22,13 +25,9 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.invalidation import DEFAULT_ACCOUNT, Key
+from monitor.invalidation import DEFAULT_ACCOUNT, RESOURCE_ID, TENANT_ID, Key
 
 EX_CONFIG = 78
-
-# Real IDs are 13-15 upper-case letters and digits (EDFDVBD6EXAMPLE, I2J0I21PCUYOIK);
-# the range is generous, but anything with lower case, spaces or slashes is a typo.
-_ID = re.compile(r"[A-Z0-9]{6,32}")
 
 
 class ConfigError(Exception):
@@ -36,17 +35,16 @@ class ConfigError(Exception):
 
 
 def _resource_id(value: str) -> str:
-    if not _ID.fullmatch(value):
+    if not RESOURCE_ID.fullmatch(value):
         raise ValueError(f"{value!r} is not a CloudFront ID (6-32 upper-case letters/digits)")
     return value
 
 
 ResourceId = Annotated[str, AfterValidator(_resource_id)]
-_TENANT_ID = re.compile(r"dt_[A-Za-z0-9]{6,40}")
 
 
 def _tenant_id(value: str) -> str:
-    if not _TENANT_ID.fullmatch(value):
+    if not TENANT_ID.fullmatch(value):
         raise ValueError(f"{value!r} is not a distribution tenant ID (dt_ and 6-40 letters/digits)")
     return value
 
@@ -133,6 +131,13 @@ class HttpConfig(_Section):
         return parse_listen(self.listen)
 
 
+class MetricsConfig(_Section):
+    # A completion's latency goes into the duration histogram only when no more than this
+    # passed between the last look that saw it in progress (or its creation) and the look
+    # that saw it completed; unset: twice poll.interval_seconds.
+    max_latency_uncertainty_seconds: float | None = Field(default=None, gt=0)
+
+
 class LogConfig(_Section):
     format: Literal["json", "console", "auto"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -166,8 +171,9 @@ class DiscoverConfig(_Section):
     # Newest first; pages older than this are not read. A first start looks this far back.
     lookback_seconds: float = Field(default=3600.0, gt=0)
     max_pages: int = Field(default=10, ge=1, le=1000)  # per distribution and scan
-    # With `all`: how often ListDistributions is asked again for new distributions.
-    refresh_distributions_seconds: float = Field(default=900.0, gt=0)
+    # With `all`: how often ListDistributions is asked again for new distributions; unset,
+    # at every scan, so a new distribution is watched within one interval.
+    refresh_distributions_seconds: float | None = Field(default=None, gt=0)
 
 
 def _discover_shorthand(value: Any) -> Any:
@@ -231,6 +237,7 @@ class Config(_Section):
     poll: PollConfig = PollConfig()
     stuck_after_seconds: float = Field(default=900.0, gt=0)
     http: HttpConfig = HttpConfig()
+    metrics: MetricsConfig = MetricsConfig()
     log: LogConfig = LogConfig()
     # Without `accounts`, these belong to the one account aws.profile (or the default
     # credential chain) reaches, named "default".
@@ -272,10 +279,35 @@ def _describe(error: ValidationError) -> str:
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         message = "unknown key"
+        near = difflib.get_close_matches(str(first["loc"][-1]), _keys_at(first["loc"][:-1]), 1)
+        if near:
+            message += f" (did you mean {near[0]!r}?)"
     elif message.startswith("Value error, "):
         message = message.removeprefix("Value error, ")
     more = len(error.errors()) - 1
     return f"{where}: {message}" + (f" (and {more} more problem(s))" if more else "")
+
+
+def _keys_at(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys a mapping at `loc` may have (list indices and unions looked through)."""
+    model: type[BaseModel] | None = Config
+    for part in loc:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        model = None if field is None else _model_in(field.annotation)
+    return [] if model is None else list(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        if (found := _model_in(arg)) is not None:
+            return found
+    return None
 
 
 def parse_key(
@@ -304,17 +336,98 @@ def parse_config(data: Any, origin: str = "config") -> Config:
         raise ConfigError(f"{origin}: {_describe(error)}") from None
 
 
+# A config file is small and shallow; these bound what reading one can cost, so that no
+# file (a FIFO, a huge one, deep nesting, aliases that expand) can hang or crash start-up.
+MAX_CONFIG_BYTES = 10 * 1024 * 1024
+MAX_DEPTH = 32  # nested mappings and sequences
+MAX_NODES = 100_000  # YAML nodes, with every alias expanded
+
+
 def load_config(path: str | Path) -> Config:
+    text = _read(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or str(error)
-        raise ConfigError(f"{path}: cannot read the config file: {reason}") from None
-    try:
-        data = yaml.safe_load(text)
+        depth = 0
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, _OPENING):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = token.start_mark
+                    raise ConfigError(
+                        f"{path}: line {mark.line + 1} column {mark.column + 1}: nested more"
+                        f" than {MAX_DEPTH} levels deep"
+                    )
+            elif isinstance(token, _CLOSING):
+                depth -= 1
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None and _expanded_size(node, {}) > MAX_NODES:
+                raise ConfigError(f"{path}: more than {MAX_NODES} values once aliases expand")
+            data = None if node is None else loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or "invalid YAML"
         raise ConfigError(f"{path}:{where}: {problem}") from None
     return parse_config(data, str(path))
+
+
+_OPENING = (
+    yaml.BlockMappingStartToken,
+    yaml.BlockSequenceStartToken,
+    yaml.FlowMappingStartToken,
+    yaml.FlowSequenceStartToken,
+)
+_CLOSING = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+
+
+def _read(path: str | Path) -> str:
+    """The file's text, if it is a regular file of a config's size."""
+    try:
+        found = os.stat(path)
+        if not stat.S_ISREG(found.st_mode):
+            raise ConfigError(f"{path}: not a regular file ({_file_kind(found.st_mode)})")
+        if found.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{path}: {found.st_size} bytes, more than a config file may have"
+                f" ({MAX_CONFIG_BYTES // 1024 // 1024} MiB)"
+            )
+        # Non-blocking: a FIFO put there since the check must not hang start-up.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise ConfigError(f"{path}: not a regular file")
+            data = file.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: more than a config file may have")
+        return data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{path}: cannot read the config file: {reason}") from None
+
+
+def _file_kind(mode: int) -> str:
+    kinds = {
+        stat.S_ISDIR: "a directory",
+        stat.S_ISFIFO: "a FIFO",
+        stat.S_ISSOCK: "a socket",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+    }
+    return next((kind for test, kind in kinds.items() if test(mode)), "not a file")
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Nodes in the document once every alias is expanded, counted without expanding."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    sizes[id(node)] = 1  # a node reached again through itself counts once
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    total = 1 + sum(_expanded_size(child, sizes) for child in children)
+    sizes[id(node)] = min(total, MAX_NODES + 1)
+    return sizes[id(node)]

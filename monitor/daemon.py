@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import signal
 import sys
+from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from botocore.exceptions import BotoCoreError
 
-from monitor import __version__, logs, reload
-from monitor.cloudfront import open_accounts
+from monitor import __version__, logs, reload, signals
+from monitor.clock import Clock
+from monitor.cloudfront import ApiObserver, open_accounts
 from monitor.config import EX_CONFIG, Config, ConfigError, load_config
 from monitor.discovery import Discovery
 from monitor.endpoint import Endpoint
@@ -26,6 +30,7 @@ from monitor.health import Health
 from monitor.invalidation import Key
 from monitor.metrics import Metrics
 from monitor.notify import Notifier
+from monitor.oddities import OddAnswers
 from monitor.poller import Poller
 from monitor.schedule import Schedule
 from monitor.store import DaemonLock, Store, StoreError
@@ -39,6 +44,32 @@ class StartupError(Exception):
 
 
 LEARNED_LATENCIES = 500  # the adaptive schedule's memory of recorded completions
+# How often the wall clock is compared with the monotonic one, and by how much it must
+# have moved to count as a step (NTP slews far slower than this).
+CLOCK_CHECK_SECONDS = 1.0
+CLOCK_STEP_SECONDS = 1.0
+
+
+class Observed(ApiObserver):
+    """What the AWS adapter reports, to the metrics, the health verdicts and the log."""
+
+    def __init__(self, metrics: Metrics, health: Health, odd: OddAnswers) -> None:
+        self._metrics = metrics
+        self._health = health
+        self._odd = odd
+
+    def attempt(self, account: str, operation: str, outcome: str) -> None:
+        self._metrics.api_attempt(account, operation, outcome)
+
+    def called(self, account: str, operation: str, seconds: float, ok: bool) -> None:
+        self._metrics.api_duration(account, operation, seconds)
+        if ok:
+            self._health.call_succeeded()
+        else:
+            self._health.call_failed()
+
+    def odd(self, account: str, kind: str, subject: str, **detail: object) -> None:
+        self._odd.report(account, kind, subject, **detail)
 
 
 def tick_seconds(config: Config) -> float:
@@ -50,23 +81,24 @@ def tick_seconds(config: Config) -> float:
 
 async def policy_for(config: Config, store: Store) -> Policy:
     poll = config.poll
-    schedule = None
-    if poll.schedule == "adaptive":
-        schedule = Schedule(
-            min_interval=poll.min_interval_seconds,
-            max_interval=poll.interval_seconds,
-            expected_seconds=poll.expected_duration_seconds,
-            window=LEARNED_LATENCIES,
-        )
-        for latency in await store.recent_latencies(LEARNED_LATENCIES):
-            schedule.learn(latency)
-    return Policy(
+    policy = Policy(
         interval_seconds=poll.interval_seconds,
         max_failures=poll.max_failures,
         stuck_after_seconds=config.stuck_after_seconds,
         batch=poll.batch,
-        schedule=schedule,
+        max_uncertainty_seconds=config.metrics.max_latency_uncertainty_seconds,
     )
+    if poll.schedule == "fixed":
+        return policy
+    schedule = Schedule(
+        min_interval=poll.min_interval_seconds,
+        max_interval=poll.interval_seconds,
+        expected_seconds=poll.expected_duration_seconds,
+        window=LEARNED_LATENCIES,
+    )
+    for latency in await store.recent_latencies(LEARNED_LATENCIES, policy.uncertainty_limit):
+        schedule.learn(latency)
+    return dataclasses.replace(policy, schedule=schedule)
 
 
 class Service:
@@ -83,8 +115,12 @@ class Service:
         self._tasks: set[asyncio.Task[None]] = set()
         self._reloading = asyncio.Lock()
         self._tick = tick_seconds(config)
+        self.clock = Clock()
         self.health = Health(interval_seconds=config.poll.interval_seconds, tick_seconds=self._tick)
         self.metrics = Metrics()
+        self._odd = OddAnswers(self.metrics.odd_answer)
+        self._started = False
+        self._reload_requested = False
         self.notifier = Notifier.from_environ()
         self.port: int | None = None
         self._poller: Poller | None = None
@@ -95,7 +131,13 @@ class Service:
         self._stop.set()
 
     def request_reload(self) -> None:
-        task = asyncio.create_task(self.reload(), name="reload")
+        if not self._started:  # remembered, and done once start-up is
+            self._reload_requested = True
+            return
+        self._own(self.reload(), "reload")
+
+    def _own(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -104,12 +146,17 @@ class Service:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        for early in signals.received():  # before the loop's own handlers were in place
+            self.request_reload() if early == signal.SIGHUP else self.stop()
         async with AsyncExitStack() as stack:
             await self._start(stack)
+            self._started = True
+            if self._reload_requested:
+                self.request_reload()
             await self._stop.wait()
             self.notifier.stopping()
             self._log.info("monitor_stopping")
-            self.health.scheduler_running = False
+            self.health.scheduling(False)
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -126,10 +173,13 @@ class Service:
         stack.push_async_callback(store.close)
         for name, key in await _track_configured(store, config):
             self._log.info("invalidation_tracked", **key._asdict(), source="config", account=name)
+        observer = Observed(self.metrics, self.health, self._odd)
         try:
-            clients = await stack.enter_async_context(open_accounts(config, self.metrics))
+            clients = await stack.enter_async_context(open_accounts(config, observer, self.clock))
         except BotoCoreError as error:  # an unknown profile, say
             raise ConfigError(f"aws: {error}") from None
+        for name, client in clients.items():
+            self.metrics.rate_limit.labels(name).set_function(client.rate)
         self._poller = poller = Poller(
             store,
             clients,
@@ -137,9 +187,11 @@ class Service:
             self.health,
             await policy_for(config, store),
             config.poll.concurrency,
+            self.clock,
+            self._odd,
         )
         await poller.load()
-        self.health.state_loaded = True
+        self.health.loaded()
         self.metrics.watch(
             poller.active,
             lambda: poller.policy.stuck_after_seconds,
@@ -163,7 +215,15 @@ class Service:
         for account in config.account_list():
             if account.discover is None:
                 continue
-            discovery = Discovery(clients[account.name], store, poller, account.discover)
+            discovery = Discovery(
+                clients[account.name],
+                store,
+                poller,
+                account.discover,
+                self.metrics,
+                self.health,
+                self.clock,
+            )
             scheduler.add_job(
                 discovery.scan,
                 "interval",
@@ -194,8 +254,9 @@ class Service:
             coalesce=True,
         )
         scheduler.start()
-        self.health.scheduler_running = True
+        self.health.scheduling(True)
         stack.callback(scheduler.shutdown, wait=False)
+        self._own(self._watch_clock(), "clock")
         stack.callback(self.notifier.close)
         self._log.info(
             "monitor_started",
@@ -223,36 +284,63 @@ class Service:
             self.notifier.watchdog()
         self.notifier.status(self._status())
 
+    async def _watch_clock(self) -> None:
+        """A stepped wall clock must not stop the scheduler: APScheduler dates its runs on
+        the wall clock, so a step back would postpone every job by the step."""
+        last = self.clock.skew()
+        while True:
+            await asyncio.sleep(CLOCK_CHECK_SECONDS)
+            skew = self.clock.skew()
+            if abs(skew - last) >= CLOCK_STEP_SECONDS:
+                self.metrics.clock_steps.inc()
+                self._log.warning("clock_stepped", seconds=round(skew - last, 3))
+                if self._scheduler is not None:
+                    now = datetime.now(UTC)
+                    for job in self._scheduler.get_jobs():
+                        job.modify(next_run_time=now)
+            last = skew
+
     async def reload(self) -> None:
-        """SIGHUP: take what can change live from the config file; keep running on error."""
+        """SIGHUP: take what can change live from the config file; keep running on error,
+        whatever the error, and always tell systemd the reload is over."""
         if self._config_path is None or self._poller is None or self._store is None:
             return
         async with self._reloading:
             self.notifier.reloading()
             try:
-                new = await asyncio.to_thread(load_config, self._config_path)
-            except ConfigError as error:
-                self._log.error("config_reload_failed", error=str(error))
+                await self._reload(self._config_path, self._poller, self._store)
+            except Exception as error:
+                self._log.error("config_reload_failed", error=_one_line(error))
+            finally:
                 self.notifier.ready(self._status())
-                return
-            result = reload.plan(self.config, new)
-            config = result.config
-            logs.configure(config.log.format, config.log.level)
-            self._poller.policy = await policy_for(config, self._store)
-            self.health.interval_seconds = config.poll.interval_seconds
-            tick = tick_seconds(config)
-            if tick != self._tick and self._scheduler is not None:
-                self._scheduler.reschedule_job("tick", trigger="interval", seconds=tick)
-                self._tick = self.health.tick_seconds = tick
-            await _track_configured(self._store, config)
-            await self._poller.load(announce=True)
-            self.config = config
-            self.notifier.ready(self._status())
-            self._log.info(
-                "config_reloaded",
-                tracked=sum(1 for _ in self._poller.active()),
-                needs_restart=list(result.needs_restart),
-            )
+
+    async def _reload(self, path: str, poller: Poller, store: Store) -> None:
+        # What can fail (reading, the store) comes first, so that a failed reload leaves
+        # the running configuration as it was.
+        new = await asyncio.to_thread(load_config, path)
+        result = reload.plan(self.config, new)
+        config = result.config
+        policy = await policy_for(config, store)
+        await _track_configured(store, config)
+        logs.configure(config.log.format, config.log.level)
+        poller.policy = policy
+        self.health.interval_seconds = config.poll.interval_seconds
+        tick = tick_seconds(config)
+        if tick != self._tick and self._scheduler is not None:
+            self._scheduler.reschedule_job("tick", trigger="interval", seconds=tick)
+            self._tick = self.health.tick_seconds = tick
+        self.config = config
+        await poller.load(announce=True)
+        self._log.info(
+            "config_reloaded",
+            tracked=sum(1 for _ in poller.active()),
+            needs_restart=list(result.needs_restart),
+        )
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if not isinstance(error, ConfigError) else text
 
 
 async def _track_configured(store: Store, config: Config) -> list[tuple[str, Key]]:

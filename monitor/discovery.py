@@ -2,24 +2,33 @@
 
 CI pipelines, consoles and deploy tools create invalidations; listing each one in the
 config is not something anyone will do. A scan lists each watched distribution's
-invalidations, newest first, back to the look-back window; in-progress ones not yet
-known are tracked with `source=discovered`. The same listing refreshes the tracked
-invalidations it contains, so a scan is never wasted.
+invalidations, newest first, back to the look-back window, and tracks with
+`source=discovered`:
+- those in progress that are not yet known;
+- those already Completed that are newer than anything the distribution's previous
+  listing held (its newest CreateTime is kept in the state store, so a restart misses
+  none): they were created and completed between two scans, and are recorded as completed
+  with a latency whose uncertainty says so. CloudFront's own CreateTimes are compared, so
+  no disagreement between its clock and ours can skip one.
+The same listing refreshes the tracked invalidations it contains, so a scan is never
+wasted. One distribution that cannot be listed (refused, unreadable) costs its own scan
+only; a scan that could not list everything counts as failed for readiness.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 
+from monitor.clock import Clock
 from monitor.cloudfront import ApiError, CloudFront
 from monitor.config import DiscoverConfig
-from monitor.invalidation import IN_PROGRESS, Key, normalize_status
+from monitor.health import Health
+from monitor.invalidation import COMPLETED, IN_PROGRESS, Key, normalize_status
 from monitor.logs import get_logger
+from monitor.metrics import Metrics
 from monitor.poller import Poller
 from monitor.store import Store
-from monitor.transition import Observation
+from monitor.transition import Observation, create_time_oddity
 
 Listing = list[tuple[Key, Observation]]
 
@@ -31,53 +40,109 @@ class Discovery:
         store: Store,
         poller: Poller,
         settings: DiscoverConfig,
-        clock: Callable[[], float] = time.time,
+        metrics: Metrics,
+        health: Health,
+        clock: Clock | None = None,
     ) -> None:
         self._cloudfront = cloudfront
         self._store = store
         self._poller = poller
         self.settings = settings
-        self._clock = clock
+        self._metrics = metrics
+        self._health = health
+        self._clock = clock or Clock()
         self._all: list[str] = []
-        self._all_listed_at: float | None = None
+        self._all_listed_at: float | None = None  # steady clock
+        self._marks: dict[str, float] | None = None  # from the store, on the first scan
         self._log = get_logger()
+        health.discovering(cloudfront.account)
+
+    @property
+    def account(self) -> str:
+        return self._cloudfront.account
 
     async def scan(self) -> list[Key]:
         """One pass over the watched distributions; returns the newly tracked keys."""
-        listings = await asyncio.gather(*(self._list(d) for d in await self._distributions()))
-        seen = [item for listing in listings for item in listing]
-        candidates = [key for key, obs in seen if normalize_status(obs.status) == IN_PROGRESS]
-        account = self._cloudfront.account
-        added = await self._store.add(candidates, "discovered", account) if candidates else []
+        if self._marks is None:
+            self._marks = await self._store.discovery_marks(self.account)
+        distributions, complete = await self._distributions()
+        for distribution in distributions:
+            self._metrics.scope_known(self.account, distribution)
+        listings = await asyncio.gather(*(self._list(d) for d in distributions))
+        listed = {
+            d: found for d, found in zip(distributions, listings, strict=True) if found is not None
+        }
+        seen = [item for found, _ in listed.values() for item in found]
+        candidates = [
+            key
+            for distribution, (found, _) in listed.items()
+            for key, observation in found
+            if self._new_to_record(distribution, observation)
+        ]
+        added = await self._store.add(candidates, "discovered", self.account) if candidates else []
         if added:
             await self._poller.load(announce=True)
         self._poller.offer(seen)
         await self._poller.flush()
+        # Only once what the listings showed is durable, or a crash in between would skip
+        # the completions they held.
+        marks = {
+            distribution: newest
+            for distribution, (_, newest) in listed.items()
+            if newest != self._marks.get(distribution)
+        }
+        if marks:
+            await self._store.mark_discovered(self.account, marks)
+            self._marks.update(marks)
+        complete = complete and len(listed) == len(distributions)
+        self._report(complete, bool(listed) or not distributions)
         return added
 
-    async def _distributions(self) -> list[str]:
+    def _new_to_record(self, distribution: str, observation: Observation) -> bool:
+        status = normalize_status(observation.status)
+        if status == IN_PROGRESS:
+            return True
+        assert self._marks is not None
+        mark = self._marks.get(distribution)
+        created = observation.create_time
+        # Newer than the previous listing's newest: a distribution listed for the first
+        # time has no previous listing, and what completed before the monitor watched it
+        # is history. One recorded already is never recorded twice (the store's add).
+        return status == COMPLETED and mark is not None and created is not None and created > mark
+
+    def _report(self, complete: bool, listed_any: bool) -> None:
+        outcome = "ok" if complete else "partial" if listed_any else "failed"
+        self._metrics.discovery_scans.labels(self.account, outcome).inc()
+        self._health.scanned(self.account, complete)
+        if complete:
+            self._metrics.last_discovery.labels(self.account).set(self._clock.wall())
+
+    async def _distributions(self) -> tuple[list[str], bool]:
+        """The distributions to list, and whether that list is known to be complete."""
         wanted = self.settings.distributions
         if wanted != "all":
-            return wanted
-        now = self._clock()
-        stale = self._all_listed_at is None or (
-            now - self._all_listed_at >= self.settings.refresh_distributions_seconds
-        )
-        if stale:
-            try:
-                self._all = await self._cloudfront.distribution_ids()
-                self._all_listed_at = now
-            except ApiError as error:
-                self._log.warning(
-                    "discovery_failed",
-                    operation="ListDistributions",
-                    error_code=error.code,
-                    message=error.message,
-                )
-        return self._all
+            return wanted, True
+        now = self._clock.steady()
+        refresh = self.settings.refresh_distributions_seconds
+        if (
+            self._all_listed_at is not None
+            and refresh is not None
+            and now - self._all_listed_at < refresh
+        ):
+            return self._all, True
+        try:
+            self._all = await self._cloudfront.distribution_ids()
+        except ApiError as error:
+            self._failed("ListDistributions", error.code, error.message)
+            return self._all, False  # the last known list still gets scanned
+        self._all_listed_at = now
+        return self._all, True
 
-    async def _list(self, distribution_id: str) -> Listing:
-        since = self._clock() - self.settings.lookback_seconds
+    async def _list(self, distribution_id: str) -> tuple[Listing, float] | None:
+        """The distribution's invalidations within the look-back window, with the newest
+        sane CreateTime it has (0 for none); None if it could not be listed."""
+        now = self._clock.wall()
+        since = now - self.settings.lookback_seconds
         found: Listing = []
         try:
             async for page in self._cloudfront.invalidation_pages(
@@ -88,13 +153,33 @@ class Discovery:
                 if oldest is not None and oldest < since:
                     break
         except ApiError as error:
-            self._log.warning(
-                "discovery_failed",
-                distribution_id=distribution_id,
-                operation="ListInvalidations",
-                error_code=error.code,
-                message=error.message,
-            )
-        return [
+            self._failed("ListInvalidations", error.code, error.message, distribution_id)
+            return None
+        except Exception as error:  # whatever one distribution's answer does, others go on
+            self._failed("ListInvalidations", type(error).__name__, str(error), distribution_id)
+            return None
+        # An odd CreateTime (in the future, say) must not hide every later invalidation.
+        newest = max(
+            (
+                t
+                for _, seen in found
+                if (t := seen.create_time) is not None and create_time_oddity(t, now) is None
+            ),
+            default=0.0,
+        )
+        recent = [
             item for item in found if item[1].create_time is None or item[1].create_time >= since
         ]
+        return recent, newest
+
+    def _failed(
+        self, operation: str, code: str, message: str, distribution_id: str | None = None
+    ) -> None:
+        self._log.warning(
+            "discovery_failed",
+            account=self.account,
+            operation=operation,
+            error_code=code,
+            message=message,
+            **({"distribution_id": distribution_id} if distribution_id else {}),
+        )

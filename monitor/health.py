@@ -1,59 +1,121 @@
-"""Liveness and readiness, decided from facts the poller reports."""
+"""Liveness and readiness, decided from facts the daemon's parts report.
+
+Ready means the monitor sees: its state is loaded and durable, its scheduler ticks, and
+CloudFront answers it. Every way it can stop seeing is a reason to be unready, named in
+`/readyz`'s body. Times are on the monotonic clock: a stepped wall clock changes nothing.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+
+# No successful call for this long, with something to call, is blindness.
+SILENCE_SECONDS = 300.0
+# Discovery scans of an account that failed in a row before readiness says so.
+DISCOVERY_FAILURES = 3
 
 
-@dataclass
 class Health:
-    interval_seconds: float
-    tick_seconds: float
-    state_loaded: bool = False
-    scheduler_running: bool = False
-    last_tick: float | None = None
-    last_success: float | None = None
-    last_failure: float | None = None
-    idle: bool = False  # nothing tracked is left to poll (the poller says so every tick)
+    def __init__(
+        self,
+        interval_seconds: float,
+        tick_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.interval_seconds = interval_seconds
+        self.tick_seconds = tick_seconds
+        self._clock = clock
+        self._started = clock()
+        self._loaded = False
+        self._scheduling = False
+        self._last_tick: float | None = None
+        self._last_success: float | None = None
+        self._last_failure: float | None = None
+        self._tracked = 0  # pairs still polled
+        self._discovering: set[str] = set()  # accounts with discovery configured
+        self._scan_failures: dict[str, int] = {}  # consecutive failed scans, by account
+        self._write_error: str | None = None  # the latest state write failed with this
+        self._state_lost: str | None = None
 
-    def beat(self, now: float | None = None) -> None:
-        self.last_tick = time.time() if now is None else now
+    # Facts, as the parts report them.
 
-    def record(self, ok: bool, now: float | None = None) -> None:
-        stamp = time.time() if now is None else now
-        if ok:
-            self.last_success = stamp
-        else:
-            self.last_failure = stamp
+    def loaded(self) -> None:
+        self._loaded = True
 
-    def alive(self, now: float | None = None) -> tuple[bool, str]:
+    def scheduling(self, running: bool) -> None:
+        self._scheduling = running
+
+    def beat(self) -> None:
+        """The poll tick ran."""
+        self._last_tick = self._clock()
+
+    def tracking(self, count: int) -> None:
+        self._tracked = count
+
+    def discovering(self, account: str) -> None:
+        self._discovering.add(account)
+
+    def call_succeeded(self) -> None:
+        self._last_success = self._clock()
+
+    def call_failed(self) -> None:
+        self._last_failure = self._clock()
+
+    def scanned(self, account: str, complete: bool) -> None:
+        """A discovery scan of `account` ended; `complete`: every distribution listed."""
+        self._scan_failures[account] = 0 if complete else self._scan_failures.get(account, 0) + 1
+
+    def written(self) -> None:
+        self._write_error = None
+
+    def write_failed(self, error: str) -> None:
+        self._write_error = error
+
+    def state_lost(self, reason: str) -> None:
+        self._state_lost = reason
+
+    # Verdicts.
+
+    def alive(self) -> tuple[bool, str]:
         """The process and its scheduler are alive: the tick job ran recently."""
-        stamp = time.time() if now is None else now
-        if not self.scheduler_running:
+        if not self._scheduling:
             return False, "scheduler not running"
         # Before the first tick the scheduler has only just started.
-        if self.last_tick is not None and stamp - self.last_tick > max(10 * self.tick_seconds, 30):
-            return False, f"scheduler stalled for {stamp - self.last_tick:.0f}s"
+        stalled = 0.0 if self._last_tick is None else self._clock() - self._last_tick
+        if stalled > max(10 * self.tick_seconds, 30):
+            return False, f"scheduler stalled for {stalled:.0f}s"
         return True, "alive"
 
-    def degraded(self, now: float | None = None) -> bool:
+    def ready(self) -> tuple[bool, str]:
+        now = self._clock()
+        if not self._loaded:
+            return False, "state not loaded"
+        if not self._scheduling:
+            return False, "scheduler not running"
+        if self._state_lost is not None:
+            return False, f"state file lost: {self._state_lost}"
+        if self._write_error is not None:
+            return False, f"state writes failing: {self._write_error}"
+        for account in sorted(self._discovering):
+            failed = self._scan_failures.get(account, 0)
+            if failed >= DISCOVERY_FAILURES:
+                return False, f"discovery of account {account} failed {failed} scans in a row"
+        watching = self._tracked > 0 or bool(self._discovering)
+        silent = now - (self._last_success if self._last_success is not None else self._started)
+        if watching and silent >= SILENCE_SECONDS:
+            return False, f"no CloudFront call has succeeded for {silent:.0f}s"
+        if self._degraded(now):
+            return False, "degraded: every API call of the latest poll interval failed"
+        return True, "ready"
+
+    def _degraded(self, now: float) -> bool:
         """The latest API call failed and none succeeded in the latest poll interval."""
-        stamp = time.time() if now is None else now
-        if self.last_failure is None or self.idle:
+        if self._last_failure is None or (self._tracked == 0 and not self._discovering):
             return False
-        if self.last_success is not None and self.last_success >= self.last_failure:
+        if self._last_success is not None and self._last_success >= self._last_failure:
             return False
         # No "the failure is old" escape: during an outage a poll fails only after
         # botocore's retries, so failures can be further apart than one interval; the
         # latest word stands until the next call ends, or nothing is left to poll.
-        return self.last_success is None or self.last_success < stamp - self.interval_seconds
-
-    def ready(self, now: float | None = None) -> tuple[bool, str]:
-        if not self.state_loaded:
-            return False, "state not loaded"
-        if not self.scheduler_running:
-            return False, "scheduler not running"
-        if self.degraded(now):
-            return False, "degraded: every API call of the latest poll interval failed"
-        return True, "ready"
+        return self._last_success is None or self._last_success < now - self.interval_seconds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 IN_PROGRESS = "InProgress"
@@ -9,12 +10,24 @@ COMPLETED = "Completed"
 _KNOWN = {status.lower(): status for status in (IN_PROGRESS, COMPLETED)}
 
 
+UNKNOWN = "Unknown"  # the metric label of any other status: label values stay bounded
+
+
 def normalize_status(raw: str) -> str:
     """CloudFront says `Completed`, moto says `COMPLETED`; anything unknown is kept as is."""
     return _KNOWN.get(raw.lower(), raw)
 
 
+def status_label(status: str) -> str:
+    return status if status in (IN_PROGRESS, COMPLETED) else UNKNOWN
+
+
 TENANT_PREFIX = "dt_"
+# Real IDs are 13-15 upper-case letters and digits (EDFDVBD6EXAMPLE, I2J0I21PCUYOIK);
+# the range is generous, but anything with lower case, spaces or slashes is a typo, or an
+# answer not to be trusted. The same rules hold for configured IDs and for listed ones.
+RESOURCE_ID = re.compile(r"[A-Z0-9]{6,32}")
+TENANT_ID = re.compile(r"dt_[A-Za-z0-9]{6,40}")
 DEFAULT_ACCOUNT = "default"  # the one account of a config without `accounts`
 Scope = tuple[str, str]  # (account, distribution_id): one distribution, as one account sees it
 
@@ -29,6 +42,13 @@ class Key(NamedTuple):
     def tenant(self) -> bool:
         return self.distribution_id.startswith(TENANT_PREFIX)
 
+    @property
+    def valid(self) -> bool:
+        scope = TENANT_ID if self.tenant else RESOURCE_ID
+        return bool(
+            scope.fullmatch(self.distribution_id) and RESOURCE_ID.fullmatch(self.invalidation_id)
+        )
+
 
 class Invalidation(NamedTuple):
     # A named tuple rather than a frozen dataclass: one is built per poll, and a tuple is
@@ -38,8 +58,8 @@ class Invalidation(NamedTuple):
     source: str
     status: str | None = None  # last CloudFront status seen; None until the first answer
     create_time: float | None = None  # unix seconds, from the API's CreateTime
-    first_seen: float | None = None
-    last_polled: float | None = None
+    first_seen: float | None = None  # wall clock
+    last_polled: float | None = None  # steady clock (monitor.clock), as next_poll_at
     completed_at: float | None = None  # the first observation that said Completed
     failures: int = 0  # consecutive permanent API errors
     last_error: str | None = None
@@ -49,6 +69,8 @@ class Invalidation(NamedTuple):
     # The configured AWS account whose credentials poll it. Not part of the key:
     # CloudFront IDs are unique across accounts.
     account: str = DEFAULT_ACCOUNT
+    # Steady clock: the latest look that saw it in progress, which bounds when it completed.
+    seen_in_progress_at: float | None = None
 
     @property
     def active(self) -> bool:
@@ -63,7 +85,8 @@ class Invalidation(NamedTuple):
         return None if self.create_time is None else max(0.0, now - self.create_time)
 
 
-# A pair's state, as opposed to its key and its poll times (last_polled, next_poll_at);
+# A pair's state, as opposed to its key and its poll times (last_polled, next_poll_at,
+# seen_in_progress_at);
 # also the state file's column names (store.save_poll_times writes only where they match).
 STATE_FIELDS = (
     "source",

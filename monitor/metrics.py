@@ -17,7 +17,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from monitor import __version__
-from monitor.invalidation import Invalidation, Scope
+from monitor.invalidation import COMPLETED, IN_PROGRESS, Invalidation, Scope, status_label
 from monitor.transition import Transition
 
 # Invalidations take seconds on a good day and up to ~40 minutes on a bad one.
@@ -51,14 +51,18 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 class _StateCollector(Collector):
     def __init__(
-        self, source: StateSource, stuck_after: Callable[[], float], ready: Callable[[], bool]
+        self,
+        source: StateSource,
+        stuck_after: Callable[[], float],
+        ready: Callable[[], bool],
+        seen: set[Scope],
     ) -> None:
         self._source = source
         self._stuck_after = stuck_after
         self._ready = ready
         # Distributions keep a 0 series after their last invalidation completes, so
         # dashboards show a drop to zero rather than a gap.
-        self._seen: set[Scope] = set()
+        self._seen = seen
 
     def collect(self) -> Iterator[Metric]:
         now = time.time()
@@ -72,10 +76,11 @@ class _StateCollector(Collector):
             labels=["account", "distribution_id", "invalidation_id"],
         )
         tracked = 0
+        scopes = set(self._seen)
         for inv in self._source():
             tracked += 1
             scope = (inv.account, inv.key.distribution_id)
-            self._seen.add(scope)
+            scopes.add(scope)
             age = inv.age(now)
             if not inv.in_progress or age is None:
                 continue
@@ -86,7 +91,7 @@ class _StateCollector(Collector):
 
         def per_distribution(name: str, doc: str, values: dict[Scope, float]) -> Metric:
             family = GaugeMetricFamily(name, doc, labels=["account", "distribution_id"])
-            for scope in sorted(self._seen):
+            for scope in sorted(scopes):
                 family.add_metric(list(scope), values.get(scope, 0))
             return family
 
@@ -129,6 +134,7 @@ class Metrics:
         r = self.registry
         self._attempts: dict[tuple[str, str, str], Counter] = {}
         self._durations: dict[tuple[str, str], Histogram] = {}
+        self._scopes: set[Scope] = set()  # every (account, distribution) known so far
         self.transitions = Counter(
             "cloudfront_invalidation_transitions",
             "Recorded invalidation state transitions, by the status entered",
@@ -137,9 +143,47 @@ class Metrics:
         )
         self.duration = Histogram(
             "cloudfront_invalidation_duration_seconds",
-            "CreateTime to the first observation of Completed",
+            "CreateTime to the first observation of Completed, for completions whose"
+            " latency is certain enough to measure",
             ["account", "distribution_id"],
             buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.unmeasured = Counter(
+            "cloudfront_invalidation_completions_unmeasured",
+            "Recorded completions kept out of the duration histogram, by reason: uncertain"
+            " (no look saw it in progress recently enough), odd_create_time, no_create_time",
+            ["account", "distribution_id", "reason"],
+            registry=r,
+        )
+        self.odd_answers = Counter(
+            "cloudfront_invalidation_monitor_odd_answers",
+            "CloudFront answers that made no sense and were not trusted, by kind",
+            ["account", "kind"],
+            registry=r,
+        )
+        self.discovery_scans = Counter(
+            "cloudfront_invalidation_monitor_discovery_scans",
+            "Discovery scans, by outcome: ok, partial (some distributions could not be"
+            " listed) or failed",
+            ["account", "outcome"],
+            registry=r,
+        )
+        self.last_discovery = Gauge(
+            "cloudfront_invalidation_monitor_last_successful_discovery_timestamp_seconds",
+            "Unix time of the account's last discovery scan that listed every distribution",
+            ["account"],
+            registry=r,
+        )
+        self.store_write_failures = Counter(
+            "cloudfront_invalidation_monitor_store_write_failures",
+            "Writes to the state store that failed (the results are kept and written again)",
+            registry=r,
+        )
+        self.clock_steps = Counter(
+            "cloudfront_invalidation_monitor_clock_steps",
+            "Steps of the wall clock seen by the daemon (its cadence runs on the monotonic"
+            " clock and is not affected)",
             registry=r,
         )
         self.api_requests = Counter(
@@ -189,12 +233,31 @@ class Metrics:
     def watch(
         self, source: StateSource, stuck_after: Callable[[], float], ready: Callable[[], bool]
     ) -> None:
-        self.registry.register(_StateCollector(source, stuck_after, ready))
+        self.registry.register(_StateCollector(source, stuck_after, ready, self._scopes))
 
-    def transition(self, t: Transition, account: str) -> None:
-        self.transitions.labels(account, t.key.distribution_id, t.to_status).inc()
-        if t.latency_seconds is not None:
+    def scope_known(self, account: str, distribution_id: str) -> None:
+        """A distribution that may see transitions: its series exist at 0 from now on, so
+        that increase() and rate() see its first event."""
+        if (account, distribution_id) in self._scopes:
+            return
+        self._scopes.add((account, distribution_id))
+        for status in (IN_PROGRESS, COMPLETED):
+            self.transitions.labels(account, distribution_id, status)
+        self.duration.labels(account, distribution_id)
+
+    def transition(self, t: Transition, account: str, unmeasured: str | None) -> None:
+        """A newly recorded transition; `unmeasured` says why its latency is not observed."""
+        self.scope_known(account, t.key.distribution_id)
+        self.transitions.labels(account, t.key.distribution_id, status_label(t.to_status)).inc()
+        if t.to_status != COMPLETED:
+            return
+        if unmeasured is None and t.latency_seconds is not None:
             self.duration.labels(account, t.key.distribution_id).observe(t.latency_seconds)
+        else:
+            self.unmeasured.labels(account, t.key.distribution_id, unmeasured).inc()
+
+    def odd_answer(self, account: str, kind: str) -> None:
+        self.odd_answers.labels(account, kind).inc()
 
     def api_attempt(self, account: str, operation: str, outcome: str) -> None:
         # Once per HTTP attempt: the labelled child is looked up once, not on every call.

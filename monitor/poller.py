@@ -25,15 +25,17 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from monitor import looks, transition
+from monitor.clock import Clock
 from monitor.cloudfront import NOT_SENT, ApiError, CloudFront
 from monitor.health import Health
-from monitor.invalidation import Invalidation, Key, Scope, timing_only
+from monitor.invalidation import COMPLETED, Invalidation, Key, Scope, timing_only
 from monitor.logs import get_logger
 from monitor.looks import Job, Refresh
 from monitor.metrics import Metrics
+from monitor.oddities import OddAnswers
 from monitor.store import Store
 from monitor.transition import Observation, Outcome, Policy
 
@@ -55,7 +57,8 @@ class Poller:
         health: Health,
         policy: Policy,
         concurrency: int,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
+        odd: OddAnswers | None = None,
     ) -> None:
         self._store = store
         self._clients = clients  # by account name
@@ -63,7 +66,8 @@ class Poller:
         self._health = health
         self.policy = policy
         self._concurrency = concurrency
-        self._clock = clock
+        self._clock = clock or Clock()
+        self._odd = odd or OddAnswers(metrics.odd_answer)
         self._active: dict[Key, Invalidation] = {}
         self._in_flight: set[Key] = set()
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
@@ -75,6 +79,7 @@ class Poller:
         self._checkpoint_at = -math.inf  # the latest write of the held poll times
         self._checked_at = -math.inf  # the latest changed_elsewhere()
         self._listed_at: dict[Scope, float] = {}  # last batched refresh
+        self._state_lost: str | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._writes: set[asyncio.Task[None]] = set()  # changes of state being written
         self._log = get_logger()
@@ -84,7 +89,19 @@ class Poller:
 
     async def load(self, *, announce: bool = False) -> None:
         """Take the tracked set from the store (at start, and when another process changed it)."""
-        fresh = {inv.key: inv for inv in await self._store.active()}
+        now = self._clock.steady()
+        cap = now + self.policy.interval_seconds
+        fresh = {}
+        for inv in await self._store.active():
+            self._metrics.scope_known(inv.account, inv.key.distribution_id)
+            # Poll times come from another run's steady clock (or another host's): one
+            # stepped since must not postpone a look by more than one interval.
+            if inv.next_poll_at > cap or (inv.last_polled or 0.0) > now:
+                inv = inv._replace(
+                    next_poll_at=min(inv.next_poll_at, cap),
+                    last_polled=None if inv.last_polled is None else min(inv.last_polled, now),
+                )
+            fresh[inv.key] = inv
         if announce:
             for key in fresh.keys() - self._active.keys():
                 inv = fresh[key]
@@ -99,6 +116,7 @@ class Poller:
             else:
                 del self._unsaved[key]
         self._active = fresh
+        self._health.tracking(len(fresh))
         await self._store.changed_elsewhere()
 
     def start(self) -> None:
@@ -122,13 +140,14 @@ class Poller:
         await asyncio.shield(self.flush(everything=True))
 
     async def tick(self) -> None:
-        now = self._clock()
-        self._health.beat(now)
+        now = self._clock.steady()
+        self._health.beat()
         if (ticked := time.monotonic()) - self._checked_at >= CHANGE_CHECK_SECONDS:
             self._checked_at = ticked
+            await self._check_state_file()
             if await self._store.changed_elsewhere():
                 await self.load(announce=True)
-        self._health.idle = not self._active
+        self._health.tracking(len(self._active))
         taken, self._taken = self._taken, 0
         # Behind, with more queued than the workers take in two ticks: whatever is due now
         # would wait behind that queue anyway, and is planned once it has about drained.
@@ -140,6 +159,14 @@ class Poller:
                 looks.plan(self._active, self._in_flight, now, self.policy, self._listed_at), now
             )
         await self.flush()
+
+    async def _check_state_file(self) -> None:
+        if self._state_lost is not None:
+            return  # for good: the file this daemon writes is no longer the one at its path
+        self._state_lost = await self._store.lost()
+        if self._state_lost is not None:
+            self._health.state_lost(self._state_lost)
+            self._log.error("state_file_lost", reason=self._state_lost, path=str(self._store.path))
 
     def _enqueue(self, jobs: Iterable[Job], now: float) -> None:
         for job in jobs:
@@ -182,7 +209,6 @@ class Poller:
         except Exception as error:
             self._pending.append(self._failed(inv, error))
             return
-        self._health.record(True, seen.observed_at)
         self._observed.append((inv, seen))
 
     async def _refresh(self, job: Refresh) -> None:
@@ -195,7 +221,6 @@ class Poller:
         wanted = {k: inv for k in job.keys if (inv := self._active.get(k)) is not None}
         for key in set(job.keys) - wanted.keys():
             self._in_flight.discard(key)
-        answered_at: float | None = None
         try:
             client = self._client(job.account)
             pages = client.invalidation_pages(job.distribution_id, len(wanted) - 1)
@@ -203,14 +228,14 @@ class Poller:
                 for key, seen in page:
                     if (inv := wanted.pop(key, None)) is not None:
                         self._observed.append((inv, seen))
-                        answered_at = seen.observed_at
                 if not wanted or _older_than_all(page, wanted.values()):
                     break
         except ApiError as error:
             # Throttled, down, or never sent (no credentials, a role that cannot be
             # assumed): one failure each, retried on schedule. Refused by CloudFront (a
-            # policy without ListInvalidations, say): ask one by one, as if unbatched.
-            if error.outcome != "client_error" or error.code in NOT_SENT:
+            # policy without ListInvalidations, say), or a listing that cannot be read (an
+            # odd entry spoils the whole page): ask one by one, as if unbatched.
+            if error.outcome not in ("client_error", "malformed") or error.code in NOT_SENT:
                 self._pending.extend(self._failed(inv, error) for inv in wanted.values())
                 return
             self._log.warning(
@@ -223,8 +248,6 @@ class Poller:
         except Exception as error:
             self._pending.extend(self._failed(inv, error) for inv in wanted.values())
             return
-        if answered_at is not None:
-            self._health.record(True, answered_at)
         for inv in wanted.values():
             await self._poll(inv)
 
@@ -236,13 +259,21 @@ class Poller:
 
     def _interpret(self, inv: Invalidation, seen: Observation) -> Outcome:
         try:
-            return transition.observe(inv, seen, self.policy)
+            outcome = transition.observe(inv, seen, self.policy)
         except Exception as error:  # a bug here must cost one look, not the whole batch
             return self._failed(inv, error)
+        if outcome.odd is not None:
+            self._odd.report(
+                inv.account,
+                outcome.odd,
+                f"{inv.key.distribution_id}/{inv.key.invalidation_id}",
+                status=seen.status,
+                create_time=seen.create_time,
+            )
+        return outcome
 
     def _failed(self, inv: Invalidation, error: Exception) -> Outcome:
-        now = self._clock()
-        self._health.record(False, now)
+        now = self._clock.steady()
         if isinstance(error, ApiError):
             code, permanent = error.code, error.permanent
             self._log.warning(
@@ -302,8 +333,9 @@ class Poller:
         try:
             await asyncio.shield(self._store.save_poll_times(list(held.values())))
         except Exception as error:
-            self._log.error("store_write_failed", error=str(error), pending=len(self._unsaved))
+            self._write_failed(error, len(self._unsaved))
             return
+        self._health.written()
         for key, inv in held.items():
             if self._unsaved.get(key) is inv:  # not superseded meanwhile
                 del self._unsaved[key]
@@ -321,8 +353,9 @@ class Poller:
             applied = await self._store.apply(batch)
         except Exception as error:  # disk full, I/O error: keep every result for the next try
             self._pending[:0] = batch
-            self._log.error("store_write_failed", error=str(error), pending=len(self._pending))
+            self._write_failed(error, len(self._pending))
             return
+        self._health.written()
         accounts = {}
         for outcome in batch:
             key = outcome.invalidation.key
@@ -333,16 +366,24 @@ class Poller:
             if outcome.invalidation.key not in applied.moved:  # the reload has the new one
                 self._settle(outcome, outcome.invalidation.key in applied.updated)
         for t in applied.transitions:
-            if t.latency_seconds is not None and self.policy.schedule is not None:
+            unmeasured = self.policy.unmeasured(t) if t.to_status == COMPLETED else None
+            if unmeasured is None and t.latency_seconds is not None and self.policy.schedule:
                 self.policy.schedule.learn(t.latency_seconds)
-            self._metrics.transition(t, accounts[t.key])
+            self._metrics.transition(t, accounts[t.key], unmeasured)
             self._log.info(
                 "invalidation_transition",
                 **_ids(t.key, accounts[t.key]),
                 from_status=t.from_status,
                 to_status=t.to_status,
-                latency_seconds=None if t.latency_seconds is None else round(t.latency_seconds, 3),
+                latency_seconds=_rounded(t.latency_seconds),
+                latency_uncertainty_seconds=_rounded(t.latency_uncertainty_seconds),
+                **({"unmeasured": unmeasured} if unmeasured else {}),
             )
+
+    def _write_failed(self, error: Exception, pending: int) -> None:
+        self._metrics.store_write_failures.inc()
+        self._health.write_failed(str(error))
+        self._log.error("store_write_failed", error=str(error), pending=pending)
 
     def _settle(self, outcome: Outcome, durable: bool) -> None:
         inv = outcome.invalidation
@@ -353,13 +394,11 @@ class Poller:
             self._active[inv.key] = inv
         else:
             self._active.pop(inv.key, None)
-        if outcome.unknown_status:
-            self._log.warning("unknown_status", **_ids(inv.key, inv.account), status=inv.status)
         if outcome.became_stuck:
             self._log.warning(
                 "invalidation_stuck",
                 **_ids(inv.key, inv.account),
-                age_seconds=round(inv.age(self._clock()) or 0.0, 1),
+                age_seconds=round(inv.age(self._clock.wall()) or 0.0, 1),
                 stuck_after_seconds=self.policy.stuck_after_seconds,
             )
         if outcome.gave_up:
@@ -381,6 +420,10 @@ def _older_than_all(page: list[tuple[Key, Observation]], wanted: Iterable[Invali
         return False
     oldest_on_page = page[-1][1].create_time
     return oldest_on_page is not None and oldest_on_page < min(t for t in times if t is not None)
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
 
 
 def _ids(key: Key, account: str) -> dict[str, str]:

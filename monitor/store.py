@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import math
 import os
 import sqlite3
 import time
@@ -23,10 +24,21 @@ from typing import Any, TypeVar, get_args, get_type_hints
 from monitor.invalidation import DEFAULT_ACCOUNT, STATE_FIELDS, Invalidation, Key
 from monitor.transition import Outcome, Transition
 
-SCHEMA_VERSION = 2
-# Version 1 had no `account` column; it is added in place (every row was the one account).
+SCHEMA_VERSION = 3
+# Each older version's file is brought up to date in place, one version at a time.
 _MIGRATIONS = {
-    1: "ALTER TABLE invalidations ADD COLUMN account TEXT NOT NULL DEFAULT 'default'",
+    # Version 1 had no `account` column (every row was the one account).
+    1: ("ALTER TABLE invalidations ADD COLUMN account TEXT NOT NULL DEFAULT 'default'",),
+    # Version 2 kept no latency uncertainty: a pair last seen in progress was seen so at
+    # its last poll.
+    2: (
+        "ALTER TABLE invalidations ADD COLUMN seen_in_progress_at REAL",
+        "UPDATE invalidations SET seen_in_progress_at = last_polled WHERE status = 'InProgress'",
+        "ALTER TABLE transitions ADD COLUMN latency_uncertainty_seconds REAL",
+        "CREATE TABLE discovery_marks (account TEXT NOT NULL, distribution_id TEXT NOT NULL,"
+        " newest_create_time REAL NOT NULL, PRIMARY KEY (account, distribution_id))"
+        " WITHOUT ROWID",
+    ),
 }
 
 _SCHEMA = """
@@ -46,6 +58,7 @@ CREATE TABLE IF NOT EXISTS invalidations (
     stuck           INTEGER NOT NULL DEFAULT 0,
     next_poll_at    REAL NOT NULL DEFAULT 0,
     account         TEXT NOT NULL DEFAULT 'default',
+    seen_in_progress_at REAL,
     PRIMARY KEY (distribution_id, invalidation_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS transitions (
@@ -57,13 +70,21 @@ CREATE TABLE IF NOT EXISTS transitions (
     observed_at     REAL NOT NULL,
     create_time     REAL,
     latency_seconds REAL,
+    latency_uncertainty_seconds REAL,
     UNIQUE (distribution_id, invalidation_id, to_status)
 );
+CREATE TABLE IF NOT EXISTS discovery_marks (
+    account         TEXT NOT NULL,
+    distribution_id TEXT NOT NULL,
+    newest_create_time REAL NOT NULL,
+    PRIMARY KEY (account, distribution_id)
+) WITHOUT ROWID;
 """
 
 _COLUMNS = (
     "distribution_id, invalidation_id, source, status, create_time, first_seen, last_polled,"
-    " completed_at, failures, last_error, gave_up, stuck, next_poll_at, account"
+    " completed_at, failures, last_error, gave_up, stuck, next_poll_at, account,"
+    " seen_in_progress_at"
 )
 
 T = TypeVar("T")
@@ -99,6 +120,7 @@ def _row_to_invalidation(row: Sequence[Any]) -> Invalidation:
         stuck=bool(row[11]),
         next_poll_at=row[12],
         account=row[13],
+        seen_in_progress_at=row[14],
     )
 
 
@@ -121,11 +143,18 @@ def _schema_tables() -> dict[str, list[str]]:
         conn.close()
 
 
+def _without(tables: dict[str, list[str]], *columns: str) -> dict[str, list[str]]:
+    return {name: [c for c in cols if c not in columns] for name, cols in tables.items()}
+
+
 _TABLES = _schema_tables()
 # What each older version's tables looked like, so that only a file of ours is migrated.
-_OLD_TABLES = {
-    1: {**_TABLES, "invalidations": [c for c in _TABLES["invalidations"] if c != "account"]},
-}
+_V2_TABLES = _without(
+    {n: c for n, c in _TABLES.items() if n != "discovery_marks"},
+    "seen_in_progress_at",
+    "latency_uncertainty_seconds",
+)
+_OLD_TABLES = {1: _without(_V2_TABLES, "account"), 2: _V2_TABLES}
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -147,7 +176,8 @@ def _connect(path: Path) -> sqlite3.Connection:
             tables = _tables(conn)
             if tables and version in _MIGRATIONS and tables == _OLD_TABLES[version]:
                 for step in range(version, SCHEMA_VERSION):
-                    conn.execute(_MIGRATIONS[step])
+                    for statement in _MIGRATIONS[step]:
+                        conn.execute(statement)
                 tables = _tables(conn)
             if tables and tables != _TABLES:
                 what = (
@@ -173,6 +203,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         # NORMAL in WAL mode survives a process crash; only an OS crash may lose the
         # last commits, which are re-observed on the next poll.
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("SELECT count(*) FROM invalidations").fetchone()  # opens the WAL file
     except BaseException:
         conn.close()
         raise
@@ -186,8 +217,27 @@ class StateFile:
         self.path = Path(path)
         try:
             self._conn = _connect(self.path)
+            # The files this connection writes to: a file removed or replaced under it
+            # would take every later write with it (checked before each write).
+            self._files = {name: _identity(name) for name in self._names()}
         except (sqlite3.Error, OSError) as error:
             raise StoreError(f"state file {self.path}: {error}") from None
+
+    def _names(self) -> tuple[str, str]:
+        return str(self.path), f"{self.path}-wal"
+
+    def lost(self) -> str | None:
+        """Why this connection's files are no longer the ones at its path, if they aren't."""
+        for name, known in self._files.items():
+            try:
+                found = _identity(name)
+            except FileNotFoundError:
+                return f"{name} was removed"
+            except OSError as error:
+                return f"{name}: {error.strerror}"
+            if found != known:
+                return f"{name} was replaced by another file"
+        return None
 
     def close(self) -> None:
         self._conn.close()
@@ -258,17 +308,37 @@ class StateFile:
     def history(self) -> list[Transition]:
         rows = self._conn.execute(
             "SELECT distribution_id, invalidation_id, from_status, to_status, observed_at,"
-            " create_time, latency_seconds FROM transitions ORDER BY id"
+            " create_time, latency_seconds, latency_uncertainty_seconds FROM transitions"
+            " ORDER BY id"
         )
-        return [Transition(Key(r[0], r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows.fetchall()]
+        return [Transition(Key(r[0], r[1]), *r[2:]) for r in rows.fetchall()]
 
-    def recent_latencies(self, limit: int) -> list[float]:
+    def recent_latencies(self, limit: int, max_uncertainty: float = math.inf) -> list[float]:
+        """The latest measured latencies, oldest first: those certain enough to learn from."""
         rows = self._conn.execute(
             "SELECT latency_seconds FROM transitions WHERE latency_seconds IS NOT NULL"
+            " AND (latency_uncertainty_seconds IS NULL OR latency_uncertainty_seconds <= ?)"
             " ORDER BY id DESC LIMIT ?",
-            (limit,),
+            (max_uncertainty if math.isfinite(max_uncertainty) else 1e308, limit),
         )
         return [row[0] for row in rows][::-1]
+
+    def discovery_marks(self, account: str) -> dict[str, float]:
+        """The newest CreateTime discovery's latest listing of each distribution held."""
+        rows = self._conn.execute(
+            "SELECT distribution_id, newest_create_time FROM discovery_marks WHERE account = ?",
+            (account,),
+        )
+        return dict(rows.fetchall())
+
+    def mark_discovered(self, account: str, newest: dict[str, float]) -> None:
+        with self._transaction():
+            self._conn.executemany(
+                "INSERT INTO discovery_marks (account, distribution_id, newest_create_time)"
+                " VALUES (?, ?, ?) ON CONFLICT (account, distribution_id)"
+                " DO UPDATE SET newest_create_time = excluded.newest_create_time",
+                [(account, distribution, at) for distribution, at in newest.items()],
+            )
 
     def apply(self, outcomes: Sequence[Outcome]) -> Applied:
         recorded: list[Transition] = []
@@ -288,8 +358,8 @@ class StateFile:
                     continue
                 cursor = self._conn.execute(
                     "INSERT OR IGNORE INTO transitions (distribution_id, invalidation_id,"
-                    " from_status, to_status, observed_at, create_time, latency_seconds)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " from_status, to_status, observed_at, create_time, latency_seconds,"
+                    " latency_uncertainty_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         *t.key,
                         t.from_status,
@@ -297,6 +367,7 @@ class StateFile:
                         t.observed_at,
                         t.create_time,
                         t.latency_seconds,
+                        t.latency_uncertainty_seconds,
                     ),
                 )
                 if cursor.rowcount:
@@ -333,13 +404,22 @@ class StateFile:
         return value
 
     def _transaction(self) -> _Transaction:
+        # Refused rather than written to a file nobody will read again: what a write
+        # acknowledges must not be lost.
+        if (reason := self.lost()) is not None:
+            raise StoreError(f"state file lost: {reason}")
         return _Transaction(self._conn)
+
+
+def _identity(name: str) -> tuple[int, int]:
+    found = os.stat(name)
+    return found.st_dev, found.st_ino
 
 
 _UPDATE_STATE = (
     "UPDATE invalidations SET status = ?, create_time = ?, first_seen = ?,"
     " last_polled = ?, completed_at = ?, failures = ?, last_error = ?,"
-    " gave_up = ?, stuck = ?, next_poll_at = ?"
+    " gave_up = ?, stuck = ?, next_poll_at = ?, seen_in_progress_at = ?"
     " WHERE distribution_id = ? AND invalidation_id = ? AND account = ?"
 )
 
@@ -359,6 +439,7 @@ _TIMES_PER_STATEMENT = 1000
 _TIMES_COLUMNS = (
     "last_polled",
     "next_poll_at",
+    "seen_in_progress_at",
     "distribution_id",
     "invalidation_id",
     *STATE_FIELDS,
@@ -381,7 +462,8 @@ _SAVE_POLL_TIMES = (
     "WITH held AS (SELECT "
     + ", ".join(f"json_extract(value, '$[{n}]') AS {name}" for n, name in enumerate(_TIMES_COLUMNS))
     + " FROM json_each(?))"
-    " UPDATE invalidations SET last_polled = held.last_polled, next_poll_at = held.next_poll_at"
+    " UPDATE invalidations SET last_polled = held.last_polled, next_poll_at = held.next_poll_at,"
+    " seen_in_progress_at = held.seen_in_progress_at"
     " FROM held WHERE invalidations.distribution_id = held.distribution_id"
     " AND invalidations.invalidation_id = held.invalidation_id AND "
     + " AND ".join(_unchanged(name) for name in STATE_FIELDS)
@@ -393,6 +475,7 @@ def _times_row(inv: Invalidation) -> tuple[object, ...]:
     return (
         inv.last_polled,
         inv.next_poll_at,
+        inv.seen_in_progress_at,
         *inv.key,
         *(getattr(inv, name) for name in STATE_FIELDS),
     )
@@ -410,6 +493,7 @@ def _state_row(inv: Invalidation) -> tuple[object, ...]:
         int(inv.gave_up),
         int(inv.stuck),
         inv.next_poll_at,
+        inv.seen_in_progress_at,
         *inv.key,
         inv.account,
     )
@@ -466,14 +550,23 @@ class Store:
     async def active(self) -> list[Invalidation]:
         return await self._run(self._state.active)
 
-    async def recent_latencies(self, limit: int) -> list[float]:
-        return await self._run(self._state.recent_latencies, limit)
+    async def recent_latencies(self, limit: int, max_uncertainty: float) -> list[float]:
+        return await self._run(self._state.recent_latencies, limit, max_uncertainty)
+
+    async def discovery_marks(self, account: str) -> dict[str, float]:
+        return await self._run(self._state.discovery_marks, account)
+
+    async def mark_discovered(self, account: str, newest: dict[str, float]) -> None:
+        await self._run(self._state.mark_discovered, account, newest)
 
     async def apply(self, outcomes: Sequence[Outcome]) -> Applied:
         return await self._run(self._state.apply, outcomes)
 
     async def save_poll_times(self, invalidations: Sequence[Invalidation]) -> None:
         await self._run(self._state.save_poll_times, invalidations)
+
+    async def lost(self) -> str | None:
+        return await self._run(self._state.lost)
 
     async def changed_elsewhere(self) -> bool:
         version = await self._run(self._state.data_version)

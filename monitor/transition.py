@@ -1,6 +1,7 @@
 """The invalidation state machine: an observation in, the new state and transitions out.
 
-Pure functions over immutable values; the poller feeds them and persists what they return.
+Pure functions: the poller feeds them and persists what they return. The values are
+immutable but for the policy's adaptive schedule, which learns recorded latencies.
 Exactly-once recording is the store's job (a unique transition per status); this module
 only decides *what* happened.
 """
@@ -20,11 +21,26 @@ from monitor.invalidation import (
 )
 from monitor.schedule import Schedule
 
+# CloudFront's clock and ours may disagree a little; beyond this, ours or the answer is wrong.
+CLOCK_TOLERANCE_SECONDS = 60.0
+# CloudFront began taking invalidations in 2010: an earlier CreateTime is not a real one.
+EARLIEST_CREATE_TIME = 1_262_304_000.0  # 2010-01-01T00:00:00Z
+
+CREATE_TIME_FUTURE = "create_time_future"
+CREATE_TIME_PAST = "create_time_past"
+UNKNOWN_STATUS = "unknown_status"
+
+# Why a completion's latency stays out of the histogram.
+UNCERTAIN = "uncertain"  # no look saw it in progress recently enough
+NO_CREATE_TIME = "no_create_time"
+ODD_CREATE_TIME = "odd_create_time"
+
 
 class Observation(NamedTuple):
     status: str  # as it came on the wire
     create_time: float | None
-    observed_at: float
+    observed_at: float  # wall clock: compared with CreateTime, dates the records
+    polled_at: float  # steady clock: the cadence
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +50,10 @@ class Transition:
     to_status: str
     observed_at: float
     create_time: float | None
-    latency_seconds: float | None  # CreateTime -> first Completed observation, when known
+    # Into Completed: CreateTime to the first Completed observation, when CreateTime makes
+    # sense; the completion happened within `latency_uncertainty_seconds` before that.
+    latency_seconds: float | None
+    latency_uncertainty_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,17 +62,40 @@ class Policy:
     max_failures: int
     stuck_after_seconds: float
     batch: bool = True  # refresh several invalidations of a distribution with one listing
-    schedule: Schedule | None = None  # adaptive looks; None: every interval_seconds
+    # Adaptive looks; None: every interval_seconds. The poller teaches it the latencies it
+    # records, so it is the one part of a policy that changes.
+    schedule: Schedule | None = None
+    # A latency less certain than this is recorded but not measured; None: twice the
+    # longest look interval, so that every completion normal polling sees is measured.
+    max_uncertainty_seconds: float | None = None
 
     @property
     def min_interval(self) -> float:
         """The shortest time between two looks at one invalidation."""
         return self.interval_seconds if self.schedule is None else self.schedule.min_interval
 
-    def next_poll(self, now: float, create_time: float | None) -> float:
+    @property
+    def uncertainty_limit(self) -> float:
+        if self.max_uncertainty_seconds is not None:
+            return self.max_uncertainty_seconds
+        return 2 * self.interval_seconds
+
+    def next_poll(self, now: float, age: float | None) -> float:
         if self.schedule is None:
             return now + self.interval_seconds
-        return now + self.schedule.delay(None if create_time is None else now - create_time)
+        return now + self.schedule.delay(age)
+
+    def unmeasured(self, t: Transition) -> str | None:
+        """Why a recorded completion's latency must not be measured (histogram, schedule),
+        or None when it may."""
+        if t.create_time is None:
+            return NO_CREATE_TIME
+        if t.latency_seconds is None:
+            return ODD_CREATE_TIME
+        uncertainty = t.latency_uncertainty_seconds
+        if uncertainty is not None and uncertainty > self.uncertainty_limit:
+            return UNCERTAIN
+        return None
 
 
 class Outcome(NamedTuple):
@@ -64,26 +106,45 @@ class Outcome(NamedTuple):
     became_stuck: bool = False
     gave_up: bool = False
     error_code: str | None = None
-    unknown_status: bool = False
+    odd: str | None = None  # what made no sense in the answer (an odd-answer kind)
     # More than the poll times changed: the store must have it before anything is
     # reported. False: it may wait for the next checkpoint (poller.CHECKPOINT_SECONDS).
     changed: bool = True
+
+
+def create_time_oddity(create_time: float, observed_at: float) -> str | None:
+    """A CreateTime that makes no sense against the wall clock, by kind; None if sane."""
+    if create_time > observed_at + CLOCK_TOLERANCE_SECONDS:
+        return CREATE_TIME_FUTURE
+    if create_time < EARLIEST_CREATE_TIME:
+        return CREATE_TIME_PAST
+    return None
 
 
 def observe(current: Invalidation, seen: Observation, policy: Policy) -> Outcome:
     status = normalize_status(seen.status)
     now = seen.observed_at
     create_time = seen.create_time if seen.create_time is not None else current.create_time
+    odd = None if create_time is None else create_time_oddity(create_time, now)
+    # Only a sane CreateTime dates anything: an odd one is kept as it came, but no age,
+    # latency or stuck mark is derived from it.
+    age = None if create_time is None or odd is not None else max(0.0, now - create_time)
     transition = None
     completed_at = current.completed_at
     if status != current.status:
-        latency = None
-        # Latency is only known when the monitor saw the invalidation unfinished first;
-        # one already complete when first seen completed at some unknown moment before.
-        if status == COMPLETED and current.status is not None and create_time is not None:
-            latency = max(0.0, now - create_time)
+        latency = uncertainty = None
         if status == COMPLETED:
             completed_at = now
+            if age is not None:
+                latency = age
+                # It completed after the latest look that saw it in progress, or after
+                # its creation when none did.
+                seen_running = current.seen_in_progress_at
+                uncertainty = (
+                    latency
+                    if seen_running is None
+                    else min(latency, max(0.0, seen.polled_at - seen_running))
+                )
         transition = Transition(
             key=current.key,
             from_status=current.status,
@@ -91,8 +152,10 @@ def observe(current: Invalidation, seen: Observation, policy: Policy) -> Outcome
             observed_at=now,
             create_time=create_time,
             latency_seconds=latency,
+            latency_uncertainty_seconds=uncertainty,
         )
-    age = None if create_time is None else now - create_time
+    if odd is None and status not in (COMPLETED, IN_PROGRESS):
+        odd = UNKNOWN_STATUS
     became_stuck = (
         status != COMPLETED
         and not current.stuck
@@ -107,20 +170,29 @@ def observe(current: Invalidation, seen: Observation, policy: Policy) -> Outcome
         status=status,
         create_time=create_time,
         first_seen=current.first_seen if current.first_seen is not None else now,
-        last_polled=now,
+        last_polled=seen.polled_at,
         completed_at=completed_at,
         failures=0,
         last_error=None,
         gave_up=current.gave_up,
         stuck=current.stuck or became_stuck,
-        next_poll_at=policy.next_poll(now, create_time),
+        # An answer whose age cannot be trusted is looked at every interval: the adaptive
+        # schedule would otherwise treat it as brand new and look as often as it can.
+        next_poll_at=(
+            seen.polled_at + policy.interval_seconds
+            if odd is not None and odd != UNKNOWN_STATUS
+            else policy.next_poll(seen.polled_at, age)
+        ),
         account=current.account,
+        seen_in_progress_at=(
+            seen.polled_at if status == IN_PROGRESS else current.seen_in_progress_at
+        ),
     )
     return Outcome(
         invalidation=updated,
         transition=transition,
         became_stuck=became_stuck,
-        unknown_status=transition is not None and status not in (COMPLETED, IN_PROGRESS),
+        odd=odd,
         changed=not timing_only(current, updated),
     )
 

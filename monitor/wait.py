@@ -18,7 +18,6 @@ from typing import NoReturn, TextIO
 from monitor.cloudfront import ApiError, open_cloudfront
 from monitor.config import AwsConfig, ConfigError, parse_key
 from monitor.invalidation import COMPLETED, Key, normalize_status
-from monitor.metrics import Metrics
 from monitor.schedule import Schedule
 from monitor.store import StateFile, StoreError
 
@@ -103,7 +102,7 @@ async def wait(
     key: Key, aws: AwsConfig, schedule: Schedule, give_up_after: float | None, progress: Progress
 ) -> int:
     started = time.monotonic()
-    async with open_cloudfront(aws, 1, Metrics()) as cloudfront:
+    async with open_cloudfront(aws, 1) as cloudfront:
         while True:
             try:
                 seen = await cloudfront.get_invalidation(key)

@@ -24,10 +24,13 @@ from aiohttp import web
 from moto.server import ThreadedMotoServer
 from prometheus_client import generate_latest
 
+from monitor.clock import Clock
 from monitor.cloudfront import CloudFront, open_cloudfront
 from monitor.config import AwsConfig
+from monitor.daemon import Observed
 from monitor.health import Health
 from monitor.metrics import Metrics
+from monitor.oddities import OddAnswers
 from monitor.poller import Poller
 from monitor.store import Store
 from monitor.transition import Policy
@@ -313,15 +316,27 @@ class Rig:
         return generate_latest(self.metrics.registry).decode()
 
 
+def observer(metrics: Metrics, health: Health | None = None) -> Observed:
+    """What the daemon wires to the AWS adapter: the metrics count its attempts."""
+    health = health or Health(interval_seconds=1, tick_seconds=1)
+    return Observed(metrics, health, OddAnswers(metrics.odd_answer))
+
+
 @asynccontextmanager
-async def poller_rig(endpoint_url: str, tmp_path: Path, policy: Policy) -> AsyncIterator[Rig]:
+async def poller_rig(
+    endpoint_url: str, tmp_path: Path, policy: Policy, clock: Clock | None = None
+) -> AsyncIterator[Rig]:
     store = await Store.open(tmp_path / "m.db")
     metrics = Metrics()
-    health = Health(interval_seconds=1, tick_seconds=0.05, state_loaded=True)
+    health = Health(interval_seconds=1, tick_seconds=0.05)
+    health.loaded()
     async with open_cloudfront(
-        AwsConfig(endpoint_url=endpoint_url, max_requests_per_second=10_000), 8, metrics
+        AwsConfig(endpoint_url=endpoint_url, max_requests_per_second=10_000),
+        8,
+        observer=observer(metrics, health),
+        clock=clock,
     ) as cf:
-        poller = Poller(store, {cf.account: cf}, metrics, health, policy, concurrency=8)
+        poller = Poller(store, {cf.account: cf}, metrics, health, policy, 8, clock)
         metrics.watch(poller.active, lambda: policy.stuck_after_seconds, lambda: True)
         await poller.load()
         poller.start()

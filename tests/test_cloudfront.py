@@ -11,7 +11,7 @@ from monitor.cloudfront import ApiError, open_cloudfront
 from monitor.config import AwsConfig
 from monitor.invalidation import Key
 from monitor.metrics import Metrics
-from tests.support import Moto, ScriptedCloudFront, metric_value, serve_scripted
+from tests.support import Moto, ScriptedCloudFront, metric_value, observer, serve_scripted
 
 
 @pytest.mark.parametrize(
@@ -33,7 +33,9 @@ async def test_get_invalidation_parses_status_and_create_time(moto: Moto) -> Non
     dist = moto.create_distribution()
     inv = moto.create_invalidation(dist)
     metrics = Metrics()
-    async with open_cloudfront(AwsConfig(endpoint_url=moto.url), 4, metrics) as cf:
+    async with open_cloudfront(
+        AwsConfig(endpoint_url=moto.url), 4, observer=observer(metrics)
+    ) as cf:
         seen = await cf.get_invalidation(Key(dist, inv))
     assert seen.status == "InProgress"
     assert seen.create_time is not None and abs(seen.observed_at - seen.create_time) < 120
@@ -50,7 +52,9 @@ async def test_get_invalidation_parses_status_and_create_time(moto: Moto) -> Non
 async def test_missing_invalidation_is_a_permanent_client_error(moto: Moto) -> None:
     dist = moto.create_distribution()
     metrics = Metrics()
-    async with open_cloudfront(AwsConfig(endpoint_url=moto.url), 4, metrics) as cf:
+    async with open_cloudfront(
+        AwsConfig(endpoint_url=moto.url), 4, observer=observer(metrics)
+    ) as cf:
         with pytest.raises(ApiError) as caught:
             await cf.get_invalidation(Key(dist, "INOSUCHTHING01"))
     assert caught.value.code == "NoSuchInvalidation"
@@ -63,7 +67,7 @@ async def test_throttling_is_retried_by_botocore_and_every_attempt_counted() -> 
     metrics = Metrics()
     async with serve_scripted(flaky) as url:
         aws = AwsConfig(endpoint_url=url, max_attempts=5)
-        async with open_cloudfront(aws, 4, metrics) as cf:
+        async with open_cloudfront(aws, 4, observer=observer(metrics)) as cf:
             seen = await cf.get_invalidation(Key("EDIST1AAAAAA", "IAAAAAAAAAAA"))
     assert seen.status == "InProgress"
     assert flaky.calls == 3
@@ -78,7 +82,7 @@ async def test_concurrency_is_bounded() -> None:
     keys = [Key("EDIST1AAAAAA", f"I{n:011d}") for n in range(12)]
     async with (
         serve_scripted(flaky) as url,
-        open_cloudfront(AwsConfig(endpoint_url=url), 3, Metrics()) as cf,
+        open_cloudfront(AwsConfig(endpoint_url=url), 3) as cf,
     ):
         await asyncio.gather(*(cf.get_invalidation(k) for k in keys))
     assert flaky.calls == 12
@@ -93,7 +97,7 @@ async def test_request_rate_never_exceeds_the_ceiling_retries_included() -> None
     keys = [Key("EDIST1AAAAAA", f"I{n:011d}") for n in range(20)]
     async with serve_scripted(flaky) as url:
         aws = aws.model_copy(update={"endpoint_url": url})
-        async with open_cloudfront(aws, 20, Metrics()) as cf:
+        async with open_cloudfront(aws, 20) as cf:
             await asyncio.gather(*(cf.get_invalidation(k) for k in keys))
     assert flaky.calls == 40
     # A token bucket lets at most burst + rate * T requests through in any span T. This

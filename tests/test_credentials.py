@@ -22,7 +22,16 @@ from monitor.cloudfront import ApiError, open_cloudfront
 from monitor.config import AccountConfig, AwsConfig
 from monitor.emulator import Emulator, ThreadedEmulator
 from monitor.metrics import Metrics
-from tests.support import TEST_ENV, Daemon, Moto, free_port, metric_value, wait_for, write_config
+from tests.support import (
+    TEST_ENV,
+    Daemon,
+    Moto,
+    free_port,
+    metric_value,
+    observer,
+    wait_for,
+    write_config,
+)
 
 PROD_ROLE = "arn:aws:iam::222222222222:role/cloudfront-invalidation-monitor"
 DEV_KEY = "AKIADEVACCOUNT000001"
@@ -55,7 +64,7 @@ async def test_a_role_in_the_config_signs_calls_with_its_assumed_credentials(
         account = AccountConfig(
             name="prod", role_arn=PROD_ROLE, external_id="ext-1234", role_session_name="cim-test"
         )
-        async with open_cloudfront(aws, 2, Metrics(), account) as cf:
+        async with open_cloudfront(aws, 2, account) as cf:
             assert cf.account == "prod"
             assert await cf.distribution_ids() == [dist]
         [key] = callers(emu)[""]
@@ -81,7 +90,7 @@ async def test_a_role_assumed_from_a_named_profile(
     with ThreadedEmulator(Emulator(duration="fixed:60", seed=1)) as emu:
         aws = AwsConfig(endpoint_url=emu.url, sts_endpoint_url=moto.url, profile="src")
         account = AccountConfig(name="prod", role_arn=PROD_ROLE)
-        async with open_cloudfront(aws, 2, Metrics(), account) as cf:
+        async with open_cloudfront(aws, 2, account) as cf:
             assert await cf.distribution_ids() == []
         [key] = callers(emu)[""]
     assert key != "AKIASOURCE0000000001"
@@ -116,7 +125,7 @@ async def test_a_role_that_cannot_be_assumed_fails_polls_transiently_and_spares_
         with ThreadedEmulator(Emulator(duration="fixed:60", seed=1)) as emu:
             aws = AwsConfig(endpoint_url=emu.url, sts_endpoint_url=f"http://127.0.0.1:{port}")
             account = AccountConfig(name="prod", role_arn=PROD_ROLE)
-            async with open_cloudfront(aws, 2, metrics, account) as cf:
+            async with open_cloudfront(aws, 2, account, observer=observer(metrics)) as cf:
                 for _ in range(3):
                     with pytest.raises(ApiError) as caught:
                         await cf.distribution_ids()
@@ -166,8 +175,8 @@ async def test_a_slow_sts_for_one_account_does_not_stall_the_others() -> None:
             aws = AwsConfig(endpoint_url=emu.url, sts_endpoint_url=f"http://127.0.0.1:{port}")
             prod = AccountConfig(name="prod", role_arn=PROD_ROLE)
             async with (
-                open_cloudfront(aws, 1, Metrics(), prod, slots) as stalled,
-                open_cloudfront(aws, 1, Metrics(), None, slots) as other,
+                open_cloudfront(aws, 1, prod, slots) as stalled,
+                open_cloudfront(aws, 1, None, slots) as other,
             ):
                 waiting = asyncio.create_task(stalled.distribution_ids())
                 await asyncio.wait_for(asked.wait(), 10)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.clock import Clock
 from monitor.config import DiscoverConfig, parse_config
 from monitor.discovery import Discovery
 from monitor.emulator import Emulator, EmulatorServer, ManualClock, ThreadedEmulator
@@ -27,6 +28,13 @@ from tests.support import (
 )
 
 POLICY = Policy(interval_seconds=60, max_failures=3, stuck_after_seconds=900)
+
+
+def steady(emulated: ManualClock) -> Clock:
+    """The daemon's clocks, both reading the emulator's."""
+    return Clock(wall=emulated.now, monotonic=emulated.now)
+
+
 CALLS = "cloudfront_invalidation_monitor_api_requests_total"
 
 
@@ -57,9 +65,11 @@ async def test_scan_tracks_new_in_progress_invalidations_only(
     clock.advance(5)
     running = [emulator.create_invalidation(d, ["/x"])[0].id for d in (a, b, b)]
 
-    async with poller_rig(url, tmp_path, POLICY) as rig:
+    async with poller_rig(url, tmp_path, POLICY, steady(clock)) as rig:
         settings = DiscoverConfig(distributions="all", lookback_seconds=3600)
-        discovery = Discovery(rig.cf, rig.store, rig.poller, settings, clock=clock.now)
+        discovery = Discovery(
+            rig.cf, rig.store, rig.poller, settings, rig.metrics, rig.health, steady(clock)
+        )
         added = await discovery.scan()
         assert {k.invalidation_id for k in added} == set(running)
         assert too_old not in {k.invalidation_id for k in added}
@@ -82,9 +92,10 @@ async def test_scan_of_listed_distributions_only(
     a, b = emulator.create_distribution().id, emulator.create_distribution().id
     emulator.create_invalidation(a, ["/x"])
     emulator.create_invalidation(b, ["/x"])
-    async with poller_rig(url, tmp_path, POLICY) as rig:
+    async with poller_rig(url, tmp_path, POLICY, steady(clock)) as rig:
+        settings = DiscoverConfig(distributions=[b])
         discovery = Discovery(
-            rig.cf, rig.store, rig.poller, DiscoverConfig(distributions=[b]), clock.now
+            rig.cf, rig.store, rig.poller, settings, rig.metrics, rig.health, steady(clock)
         )
         added = await discovery.scan()
     assert [k.distribution_id for k in added] == [b]
@@ -138,3 +149,56 @@ def test_invalidation_created_with_the_aws_cli_is_discovered(tmp_path: Path) -> 
             assert daemon.stop(signal.SIGTERM) == 0
         finally:
             daemon.stop(signal.SIGKILL)
+
+
+async def test_a_scan_records_what_completed_since_the_previous_one(
+    world: tuple[Emulator, ManualClock, str], tmp_path: Path
+) -> None:
+    emulator, clock, url = world
+    a = emulator.create_distribution().id
+    emulator.create_invalidation(a, ["/before"], duration=1)
+    clock.advance(2)  # completed before discovery ever looked: history, not recorded
+    async with poller_rig(url, tmp_path, POLICY, steady(clock)) as rig:
+        settings = DiscoverConfig(distributions="all")
+        discovery = Discovery(
+            rig.cf, rig.store, rig.poller, settings, rig.metrics, rig.health, steady(clock)
+        )
+        assert await discovery.scan() == []
+        fast = emulator.create_invalidation(a, ["/fast"], duration=1)[0].id
+        clock.advance(3)  # created and completed between two scans
+        assert [k.invalidation_id for k in await discovery.scan()] == [fast]
+        assert await discovery.scan() == []
+        text = rig.scrape()
+    [t] = StateFile(tmp_path / "m.db").history()
+    assert (t.key.invalidation_id, t.from_status, t.to_status) == (fast, None, "Completed")
+    # Seen completed 3 s after its creation, and never in progress: 3 s either way.
+    assert (t.latency_seconds, t.latency_uncertainty_seconds) == (3.0, 3.0)
+    labels = {"distribution_id": a}
+    assert metric_value(text, "cloudfront_invalidation_duration_seconds_count", **labels) == 1
+    scans = "cloudfront_invalidation_monitor_discovery_scans_total"
+    assert metric_value(text, scans, outcome="ok") == 3
+
+
+async def test_a_restart_misses_nothing_that_completed_while_it_was_down(
+    world: tuple[Emulator, ManualClock, str], tmp_path: Path
+) -> None:
+    emulator, clock, url = world
+    a = emulator.create_distribution().id
+    settings = DiscoverConfig(distributions="all")
+    async with poller_rig(url, tmp_path, POLICY, steady(clock)) as rig:
+        discovery = Discovery(
+            rig.cf, rig.store, rig.poller, settings, rig.metrics, rig.health, steady(clock)
+        )
+        await discovery.scan()
+    down = emulator.create_invalidation(a, ["/down"], duration=1)[0].id
+    clock.advance(600)
+    async with poller_rig(url, tmp_path, POLICY, steady(clock)) as rig:
+        discovery = Discovery(
+            rig.cf, rig.store, rig.poller, settings, rig.metrics, rig.health, steady(clock)
+        )
+        assert [k.invalidation_id for k in await discovery.scan()] == [down]
+        text = rig.scrape()
+    [t] = StateFile(tmp_path / "m.db").history()
+    assert t.to_status == "Completed" and t.latency_uncertainty_seconds == 600.0
+    unmeasured = "cloudfront_invalidation_completions_unmeasured_total"
+    assert metric_value(text, unmeasured, distribution_id=a, reason="uncertain") == 1

@@ -1,63 +1,143 @@
+"""Readiness: every way the monitor can stop seeing makes it unready, with the reason."""
+
 from __future__ import annotations
 
-from monitor.health import Health
+from monitor.health import DISCOVERY_FAILURES, SILENCE_SECONDS, Health
 
 
-def ready_health() -> Health:
-    return Health(interval_seconds=20, tick_seconds=1, state_loaded=True, scheduler_running=True)
+class Ticks:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def ready_health(clock: Ticks, tracked: int = 1) -> Health:
+    health = Health(interval_seconds=20, tick_seconds=1, clock=clock)
+    health.loaded()
+    health.scheduling(True)
+    health.tracking(tracked)
+    return health
 
 
 def test_ready_once_loaded_and_running_even_with_nothing_to_poll() -> None:
-    health = Health(interval_seconds=20, tick_seconds=1)
-    assert health.ready(100.0) == (False, "state not loaded")
-    health.state_loaded = True
-    assert not health.ready(100.0)[0]
-    health.scheduler_running = True
-    assert health.ready(100.0) == (True, "ready")
+    health = Health(interval_seconds=20, tick_seconds=1, clock=Ticks())
+    assert health.ready() == (False, "state not loaded")
+    health.loaded()
+    assert not health.ready()[0]
+    health.scheduling(True)
+    assert health.ready() == (True, "ready")
 
 
 def test_degraded_while_every_call_of_the_latest_interval_failed() -> None:
-    health = ready_health()
-    health.record(True, 100.0)
-    health.record(False, 110.0)
-    assert health.ready(115.0)[0]  # a success within the interval
-    health.record(False, 125.0)
-    ok, reason = health.ready(125.0)
+    clock = Ticks()
+    health = ready_health(clock)
+    health.call_succeeded()
+    clock.now += 10
+    health.call_failed()
+    clock.now += 5
+    assert health.ready()[0]  # a success within the interval
+    clock.now += 10
+    health.call_failed()
+    ok, reason = health.ready()
     assert not ok and reason.startswith("degraded")
-    health.record(True, 126.0)
-    assert health.ready(126.0)[0]  # recovers on the first success
+    clock.now += 1
+    health.call_succeeded()
+    assert health.ready()[0]  # recovers on the first success
 
 
 def test_never_succeeded_and_failing_is_degraded() -> None:
-    health = ready_health()
-    health.record(False, 100.0)
-    assert not health.ready(100.0)[0]
+    health = ready_health(Ticks())
+    health.call_failed()
+    assert not health.ready()[0]
 
 
 def test_old_failures_do_not_keep_it_degraded_when_nothing_is_left_to_poll() -> None:
-    health = ready_health()
-    health.record(False, 100.0)
-    assert not health.ready(200.0)[0]
-    health.idle = True  # the last tracked invalidation completed or was given up on
-    assert health.ready(200.0)[0]
+    clock = Ticks()
+    health = ready_health(clock)
+    health.call_failed()
+    clock.now += 100
+    assert not health.ready()[0]
+    health.tracking(0)  # the last tracked invalidation completed or was given up on
+    assert health.ready()[0]
 
 
 def test_failures_further_apart_than_the_interval_stay_degraded() -> None:
     # One tracked invalidation, API down: each poll fails only after botocore's retries,
     # so consecutive failures are an interval plus the retry time apart.
-    health = ready_health()
-    health.record(True, 0.0)
-    for failed_at in (30.0, 56.0, 82.0):
-        health.record(False, failed_at)
-        for now in (failed_at, failed_at + 10, failed_at + 25):
-            assert not health.ready(now)[0], now
-    health.record(True, 90.0)
-    assert health.ready(90.0)[0]
+    clock = Ticks()
+    health = ready_health(clock)
+    health.call_succeeded()
+    for gap in (30.0, 26.0, 26.0):
+        clock.now += gap
+        health.call_failed()
+        for _ in range(3):
+            assert not health.ready()[0], clock.now
+            clock.now += 8
+        clock.now -= 24
+    clock.now += 8
+    health.call_succeeded()
+    assert health.ready()[0]
 
 
 def test_alive_until_the_scheduler_stalls() -> None:
-    health = ready_health()
-    health.beat(100.0)
-    assert health.alive(105.0)[0]
-    ok, reason = health.alive(200.0)
+    clock = Ticks()
+    health = ready_health(clock)
+    health.beat()
+    clock.now += 5
+    assert health.alive()[0]
+    clock.now += 95
+    ok, reason = health.alive()
     assert not ok and "stalled" in reason
+
+
+def test_discovery_failing_scan_after_scan_is_blindness() -> None:
+    health = ready_health(Ticks(), tracked=0)
+    health.discovering("prod")
+    for _ in range(DISCOVERY_FAILURES - 1):
+        health.scanned("prod", complete=False)
+        assert health.ready()[0]
+    health.scanned("prod", complete=False)
+    ok, reason = health.ready()
+    assert not ok and reason == "discovery of account prod failed 3 scans in a row"
+    health.scanned("prod", complete=True)
+    assert health.ready()[0]
+
+
+def test_no_successful_call_for_five_minutes_with_something_to_call_is_blindness() -> None:
+    clock = Ticks()
+    health = ready_health(clock, tracked=0)
+    clock.now += SILENCE_SECONDS + 1
+    assert health.ready()[0]  # nothing to call: silence is all right
+    health.tracking(3)
+    ok, reason = health.ready()
+    assert not ok and reason.startswith("no CloudFront call has succeeded for 30")
+    health.call_succeeded()
+    assert health.ready()[0]
+    clock.now += SILENCE_SECONDS - 1
+    assert health.ready()[0]
+    clock.now += 1
+    assert not health.ready()[0]
+
+
+def test_discovery_alone_is_something_to_call() -> None:
+    clock = Ticks()
+    health = ready_health(clock, tracked=0)
+    health.discovering("default")
+    clock.now += SILENCE_SECONDS
+    assert not health.ready()[0]
+
+
+def test_failing_writes_and_a_lost_state_file_are_blindness() -> None:
+    health = ready_health(Ticks())
+    health.write_failed("database or disk is full")
+    assert health.ready() == (False, "state writes failing: database or disk is full")
+    health.written()
+    assert health.ready()[0]
+    health.state_lost("/var/lib/m/monitor.db was removed")
+    assert health.ready() == (False, "state file lost: /var/lib/m/monitor.db was removed")
+    health.written()
+    assert not health.ready()[0]  # lost for good: the file written is not the one read

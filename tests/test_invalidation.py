@@ -21,7 +21,7 @@ BASE = Invalidation(
     next_poll_at=1040.0,
     account="default",
 )
-TIMING = {"last_polled", "next_poll_at"}
+TIMING = {"last_polled", "next_poll_at", "seen_in_progress_at"}
 # A different value for every field that is state.
 OTHER = {
     "key": Key("EDFDVBD6EXAMPLE", "OTHER"),
@@ -39,7 +39,9 @@ OTHER = {
 
 
 def test_new_poll_times_alone_are_timing_only() -> None:
-    assert timing_only(BASE, BASE._replace(last_polled=2000.0, next_poll_at=2020.0))
+    assert timing_only(
+        BASE, BASE._replace(last_polled=2000.0, next_poll_at=2020.0, seen_in_progress_at=2000.0)
+    )
     assert timing_only(BASE, BASE)
 
 

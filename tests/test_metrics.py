@@ -3,6 +3,7 @@ from __future__ import annotations
 import time
 
 from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.invalidation import Invalidation, Key
 from monitor.metrics import Metrics, exported_metric_names
@@ -67,11 +68,54 @@ def test_state_gauges_are_derived_from_the_tracked_set() -> None:
 def test_transition_counts_and_latency_histogram() -> None:
     metrics = Metrics()
     key = Key("EDIST1AAAAAA", "IAAAAAAAAAAA")
-    metrics.transition(Transition(key, None, "InProgress", 1.0, 0.0, None), "default")
-    metrics.transition(Transition(key, "InProgress", "Completed", 95.0, 0.0, 95.0), "default")
+    metrics.transition(Transition(key, None, "InProgress", 1.0, 0.0, None), "default", None)
+    done = Transition(key, "InProgress", "Completed", 95.0, 0.0, 95.0, 10.0)
+    metrics.transition(done, "default", None)
     text = generate_latest(metrics.registry).decode()
     labels = {"distribution_id": "EDIST1AAAAAA"}
     assert metric_value(text, "cloudfront_invalidation_transitions_total", status="Completed") == 1
     assert metric_value(text, "cloudfront_invalidation_duration_seconds_count", **labels) == 1
     assert metric_value(text, "cloudfront_invalidation_duration_seconds_sum", **labels) == 95
     assert metric_value(text, "cloudfront_invalidation_duration_seconds_bucket", le="3600.0") == 1
+
+
+def test_a_completion_not_measured_is_counted_with_its_reason_not_observed() -> None:
+    metrics = Metrics()
+    key = Key("EDIST1AAAAAA", "IAAAAAAAAAAA")
+    done = Transition(key, "InProgress", "Completed", 700.0, 0.0, 700.0, 600.0)
+    metrics.transition(done, "default", "uncertain")
+    text = generate_latest(metrics.registry).decode()
+    labels = {"distribution_id": "EDIST1AAAAAA"}
+    assert metric_value(text, "cloudfront_invalidation_duration_seconds_count", **labels) == 0
+    unmeasured = "cloudfront_invalidation_completions_unmeasured_total"
+    assert metric_value(text, unmeasured, reason="uncertain", **labels) == 1
+    transitions = "cloudfront_invalidation_transitions_total"
+    assert metric_value(text, transitions, status="Completed", **labels) == 1
+
+
+def test_an_unknown_status_is_labelled_unknown() -> None:
+    metrics = Metrics()
+    key = Key("EDIST1AAAAAA", "IAAAAAAAAAAA")
+    for status in ("Cancelled", "Deploying", "x" * 500):
+        metrics.transition(Transition(key, None, status, 1.0, 0.0, None), "default", None)
+    text = generate_latest(metrics.registry).decode()
+    values = {
+        sample.labels["status"]
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "cloudfront_invalidation_transitions_total"
+    }
+    assert values == {"InProgress", "Completed", "Unknown"}  # the first two at 0
+    assert metric_value(text, "cloudfront_invalidation_transitions_total", status="Unknown") == 3
+
+
+def test_a_known_distribution_has_its_series_at_zero_before_any_event() -> None:
+    metrics = Metrics()
+    metrics.scope_known("prod", "EDIST1AAAAAA")
+    text = generate_latest(metrics.registry).decode()
+    labels = {"account": "prod", "distribution_id": "EDIST1AAAAAA"}
+    transitions = "cloudfront_invalidation_transitions_total"
+    assert metric_value(text, transitions, status="InProgress", **labels) == 0
+    assert metric_value(text, transitions, status="Completed", **labels) == 0
+    assert metric_value(text, "cloudfront_invalidation_duration_seconds_count", **labels) == 0
+    assert metric_value(text, "cloudfront_invalidation_duration_seconds_bucket", le="5.0") == 0

@@ -63,7 +63,9 @@ async def test_in_progress_then_completed_is_recorded_once(moto: Moto, rig: Rig)
     assert history[1].latency_seconds is not None and history[1].latency_seconds > 0
 
 
-async def test_already_completed_is_recorded_without_latency(moto: Moto, rig: Rig) -> None:
+async def test_already_completed_is_recorded_with_its_age_as_uncertainty(
+    moto: Moto, rig: Rig
+) -> None:
     dist = moto.create_distribution()
     inv = moto.create_invalidation(dist, status="COMPLETED")
     await rig.store.add([Key(dist, inv)], "config")
@@ -71,15 +73,18 @@ async def test_already_completed_is_recorded_without_latency(moto: Moto, rig: Ri
     await rig.until(lambda: not list(rig.poller.active()))
     text = rig.scrape()
     labels = {"distribution_id": dist}
-    assert (
-        metric_value(
-            text, "cloudfront_invalidation_transitions_total", status="Completed", **labels
-        )
-        == 1
-    )
-    assert metric_value(text, "cloudfront_invalidation_duration_seconds_count", **labels) is None
+    transitions = "cloudfront_invalidation_transitions_total"
+    assert metric_value(text, transitions, status="Completed", **labels) == 1
     [t] = StateFile(rig.store.path).history()
-    assert t.latency_seconds is None
+    assert t.latency_seconds is not None and t.latency_seconds >= 0
+    assert t.latency_uncertainty_seconds == t.latency_seconds  # none saw it in progress
+    # Measured, or counted as not, by how long it took to be looked at: never both.
+    measured = metric_value(text, "cloudfront_invalidation_duration_seconds_count", **labels)
+    unmeasured = metric_value(
+        text, "cloudfront_invalidation_completions_unmeasured_total", **labels
+    )
+    assert (measured or 0) + (unmeasured or 0) == 1
+    assert (measured == 1) == (t.latency_seconds <= POLICY.uncertainty_limit)
 
 
 async def test_permanent_error_gives_up_and_stops_polling(moto: Moto, rig: Rig) -> None:

@@ -88,8 +88,13 @@ async def test_daemon_policy_learns_from_the_state_files_history(tmp_path: Path)
     for n in range(50):
         key = Key("EDIST1AAAAAA", f"I{n:011d}")
         state.add([key], "config")
-        seen = observe(Invalidation(key, "config"), Observation("InProgress", 0.0, 1.0), policy)
-        done = observe(seen.invalidation, Observation("Completed", 0.0, 1000.0 + n), policy)
+        start, finished = 1_700_000_000.0, 1_700_001_000.0 + n
+        # Last seen running 10 s before: a latency certain enough to learn from.
+        running = Observation("InProgress", start, finished - 10, finished - 10)
+        seen = observe(Invalidation(key, "config"), running, policy)
+        done = observe(
+            seen.invalidation, Observation("Completed", start, finished, finished), policy
+        )
         state.apply([seen, done])
     state.close()
     learned = await _policy(config, tmp_path)

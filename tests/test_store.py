@@ -16,6 +16,11 @@ from monitor.transition import Observation, Policy, fail, observe
 POLICY = Policy(interval_seconds=20, max_failures=3, stuck_after_seconds=900)
 A = Key("EDFDVBD6EXAMPLE", "I2J0I21PCUYOIK")
 B = Key("EDFDVBD6EXAMPLE", "IBBBBBBBBBBBBB")
+T0 = 1_700_000_000.0  # CreateTimes before 2010 are odd answers: times are offsets from T0
+
+
+def seen(status: str, created: float, at: float) -> Observation:
+    return Observation(status, T0 + created, T0 + at, T0 + at)
 
 
 def test_add_is_idempotent_and_keeps_first_source(tmp_path: Path) -> None:
@@ -30,7 +35,7 @@ def test_transitions_are_recorded_once_across_reopen(tmp_path: Path) -> None:
     state = StateFile(path)
     state.add([A], "config")
     [inv] = state.active()
-    started = observe(inv, Observation("InProgress", 100.0, 110.0), POLICY)
+    started = observe(inv, seen("InProgress", 100.0, 110.0), POLICY)
     assert len(state.apply([started]).transitions) == 1
     state.close()
 
@@ -39,8 +44,8 @@ def test_transitions_are_recorded_once_across_reopen(tmp_path: Path) -> None:
     again = state.apply([started])
     assert again.updated == {A} and again.transitions == ()
     [resumed] = state.active()
-    assert resumed.status == "InProgress" and resumed.create_time == 100.0
-    done = observe(resumed, Observation("Completed", 100.0, 190.0), POLICY)
+    assert resumed.status == "InProgress" and resumed.create_time == T0 + 100.0
+    done = observe(resumed, seen("Completed", 100.0, 190.0), POLICY)
     [recorded] = state.apply([done]).transitions
     assert recorded.latency_seconds == 90.0
     assert state.active() == []
@@ -53,7 +58,7 @@ def test_outcome_for_an_untracked_pair_is_dropped(tmp_path: Path) -> None:
     state.add([A], "config")
     [inv] = state.active()
     assert state.remove(A)
-    applied = state.apply([observe(inv, Observation("InProgress", 1.0, 2.0), POLICY)])
+    applied = state.apply([observe(inv, seen("InProgress", 1.0, 2.0), POLICY)])
     assert applied.updated == frozenset() and applied.transitions == ()
     assert state.history() == []
 
@@ -155,7 +160,34 @@ def test_a_version_1_state_file_is_migrated_in_place_keeping_everything(tmp_path
     reopened = StateFile(path)
     assert {i.key: i.account for i in reopened.all()} == {A: "default", B: "prod"}
     version = reopened._conn.execute("PRAGMA user_version").fetchone()[0]
-    assert version == 2
+    assert version == store.SCHEMA_VERSION
+
+
+def test_a_version_2_state_file_keeps_its_history_and_bounds_its_latencies(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "m.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(V1_SCHEMA.replace("PRAGMA user_version = 1;", ""))
+    conn.executescript(
+        "ALTER TABLE invalidations ADD COLUMN account TEXT NOT NULL DEFAULT 'default';"
+        "UPDATE invalidations SET last_polled = 1700000030.0, create_time = 1700000000.0;"
+        "PRAGMA user_version = 2;"
+    )
+    conn.close()
+    state = StateFile(path)
+    [inv] = state.all()
+    # Last polled in progress: that look bounds when it completed.
+    assert inv.seen_in_progress_at == 1_700_000_030.0
+    [entry] = state.history()
+    assert entry.latency_uncertainty_seconds is None
+    assert state.discovery_marks("default") == {}
+    done = observe(inv, Observation("Completed", None, 1_700_000_050.0, 1_700_000_050.0), POLICY)
+    [recorded] = state.apply([done]).transitions
+    assert (recorded.latency_seconds, recorded.latency_uncertainty_seconds) == (50.0, 20.0)
+    state.close()
 
 
 def test_a_pair_keeps_its_account_unless_an_operator_moves_it(tmp_path: Path) -> None:
@@ -196,8 +228,8 @@ def test_an_answer_got_with_the_old_accounts_credentials_is_not_written(
     state.add([A, B], "config")
     [a, b] = sorted(state.active(), key=lambda i: i.key)
     state.add([A], "cli", account="prod", rehome=True)  # while A's call was in flight
-    seen = Observation("InProgress", 1.0, 2.0)
-    applied = state.apply([observe(a, seen, POLICY), observe(b, seen, POLICY)])
+    answer = seen("InProgress", 1.0, 2.0)
+    applied = state.apply([observe(a, answer, POLICY), observe(b, answer, POLICY)])
     assert (applied.updated, applied.moved) == ({B}, {A})
     assert [t.key for t in applied.transitions] == [B]
     rows = {inv.key: inv for inv in state.active()}
@@ -215,7 +247,8 @@ def test_a_checkpoint_is_one_statement_per_thousand_and_keeps_values_exact(tmp_p
     state.add(keys, "config")
     outcomes = []
     for n, inv in enumerate(sorted(state.active(), key=lambda i: i.key)):
-        seen = Observation("InProgress", 1_700_000_000 + n / 7 - 1000 * (n % 2), 1.7e9 + n / 3)
+        at = 1.7e9 + n / 3
+        seen = Observation("InProgress", 1_700_000_000 + n / 7 - 1000 * (n % 2), at, at)
         outcome = observe(inv, seen, POLICY)  # odd n: stuck
         if n % 3 == 0:
             outcome = fail(
@@ -268,8 +301,8 @@ def test_poll_times_are_saved_only_where_the_state_is_unchanged(tmp_path: Path) 
     state = StateFile(tmp_path / "m.db")
     state.add([A], "config")
     [inv] = state.active()
-    running = observe(inv, Observation("InProgress", 100.0, 110.0), POLICY).invalidation
-    state.apply([observe(inv, Observation("InProgress", 100.0, 110.0), POLICY)])
+    running = observe(inv, seen("InProgress", 100.0, 110.0), POLICY).invalidation
+    state.apply([observe(inv, seen("InProgress", 100.0, 110.0), POLICY)])
     state.save_poll_times([running._replace(last_polled=130.0, next_poll_at=150.0)])
     [row] = state.active()
     assert (row.last_polled, row.next_poll_at) == (130.0, 150.0)

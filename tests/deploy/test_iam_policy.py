@@ -44,29 +44,36 @@ def operations_called(metrics_text: str) -> set[str]:
 
 def test_every_operation_of_a_full_run_is_allowed(tmp_path: Path) -> None:
     with ThreadedEmulator(Emulator(duration="uniform:1:3", seed=2)) as emu:
+        dists = emu.call(lambda: [emu.emulator.create_distribution().id for _ in range(2)])
 
-        def seed() -> list[tuple[str, str]]:
-            dists = [emu.emulator.create_distribution().id for _ in range(2)]
-            return [
-                (d, emu.emulator.create_invalidation(d, [f"/{n}"])[0].id)
-                for d in dists
-                for n in range(3)
-            ]
+        def create() -> list[tuple[str, str]]:
+            return [(d, emu.emulator.create_invalidation(d, ["/x"])[0].id) for d in dists]
 
-        pairs = emu.call(seed)
+        tracked = emu.call(create)[0]
         config = write_config(
             tmp_path / "monitor.yaml",
             aws={"endpoint_url": emu.url, "max_requests_per_second": 1000},
             state={"path": str(tmp_path / "monitor.db")},
             poll={"interval_seconds": 0.3},
             http={"listen": f"127.0.0.1:{free_port()}"},
-            track=[{"distribution_id": d, "invalidation_id": i} for d, i in pairs[:1]],
+            track=[{"distribution_id": tracked[0], "invalidation_id": tracked[1]}],
             discover={"distributions": "all", "interval_seconds": 0.5},
         )
         daemon = Daemon(config)
         try:
             daemon.wait_ready()
-            wait_for(lambda: len(daemon.events("invalidation_transition")) >= 2 * len(pairs))
+            # Created while discovery watches: each is seen, in progress or completed.
+            pairs = [tracked] + [pair for _ in range(2) for pair in emu.call(create)]
+            wait_for(
+                lambda: (
+                    {
+                        e["invalidation_id"]
+                        for e in daemon.events("invalidation_transition")
+                        if e["to_status"] == "Completed"
+                    }
+                    >= {i for _, i in pairs}
+                )
+            )
             called = operations_called(daemon.metrics())
             assert daemon.stop(signal.SIGTERM) == 0
         finally:

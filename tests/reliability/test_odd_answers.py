@@ -16,7 +16,7 @@ from monitor.metrics import Metrics
 from monitor.poller import Poller
 from monitor.store import StateFile, Store
 from monitor.transition import Policy
-from tests.support import ScriptedCloudFront, serve_scripted
+from tests.support import ScriptedCloudFront, observer, serve_scripted
 
 KEY = Key("EDIST1AAAAAA", "IAAAAAAAAAAA")
 ODD = {
@@ -39,8 +39,8 @@ async def test_odd_answer_is_counted_and_the_pair_stays_tracked(tmp_path: Path, 
     aws = AwsConfig(endpoint_url="http://127.0.0.1:1", max_attempts=1)
     async with serve_scripted(cf_double) as url:
         aws = aws.model_copy(update={"endpoint_url": url})
-        async with open_cloudfront(aws, 2, metrics) as cf:
-            health = Health(interval_seconds=1, tick_seconds=0.02, state_loaded=True)
+        async with open_cloudfront(aws, 2, observer=observer(metrics)) as cf:
+            health = Health(interval_seconds=1, tick_seconds=0.02)
             poller = Poller(store, {cf.account: cf}, metrics, health, policy, concurrency=2)
             await poller.load()
             poller.start()

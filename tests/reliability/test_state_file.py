@@ -25,6 +25,8 @@ from monitor.transition import Observation, Policy, observe
 from tests.reliability.groundtruth import Cloud, assert_recorded_exactly_once, daemon_config
 from tests.support import TEST_ENV, Daemon, metric_value, wait_for
 
+T0 = 1_700_000_000.0  # CreateTimes before 2010 are odd answers
+
 pytestmark = pytest.mark.slow  # real daemon subprocesses
 
 POLICY = Policy(interval_seconds=20, max_failures=3, stuck_after_seconds=900)
@@ -37,8 +39,8 @@ def with_history(path: Path, count: int = 200) -> Path:
     with closing(StateFile(path)) as state:
         state.add([Key("EDFDVBD6EXAMPLE", f"I{n:013d}") for n in range(count)], "config")
         for seen in (
-            Observation("InProgress", 100.0, 110.0),
-            Observation("Completed", 100.0, 190.0),
+            Observation("InProgress", T0 + 100.0, T0 + 110.0, T0 + 110.0),
+            Observation("Completed", T0 + 100.0, T0 + 190.0, T0 + 190.0),
         ):
             state.apply([observe(inv, seen, POLICY) for inv in state.active()])
         assert len(state.history()) == 2 * count

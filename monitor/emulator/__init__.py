@@ -3,7 +3,10 @@
 - :class:`Emulator`: the account's state and lifecycle, usable without HTTP.
 - :class:`EmulatorServer`: serves it on loopback inside ``async with``.
 - :class:`ThreadedEmulator`: the same server on a daemon thread, for sync code.
-- :class:`AdminClient`: the JSON admin API (ground truth, faults, stats, seeding).
+- :class:`AdminClient`: the JSON admin API (ground truth, faults, odd answers, stats,
+  seeding).
+- :class:`Oddities`: answers that make no sense (odd CreateTime, unknown Status, bogus
+  listing entries), scoped to one invalidation or one distribution.
 """
 
 from monitor.emulator.admin import AdminClient, AdminError
@@ -18,6 +21,7 @@ from monitor.emulator.model import (
     ManualClock,
     Quota,
 )
+from monitor.emulator.oddities import CreateTimeSpec, Oddities, Oddity, OdditySetting
 from monitor.emulator.seeder import SeedPlan
 from monitor.emulator.server import EmulatorServer
 from monitor.emulator.threaded import ThreadedEmulator
@@ -28,6 +32,7 @@ __all__ = [
     "AdminClient",
     "AdminError",
     "Clock",
+    "CreateTimeSpec",
     "DurationSpec",
     "Emulator",
     "EmulatorError",
@@ -35,6 +40,9 @@ __all__ = [
     "FaultPlan",
     "FaultRule",
     "ManualClock",
+    "Oddities",
+    "Oddity",
+    "OdditySetting",
     "Quota",
     "SeedPlan",
     "Stats",

@@ -128,6 +128,48 @@ class AdminClient:
         result: dict[str, Any] = await self._call("POST", "/stats/reset")
         return result
 
+    async def set_oddity(
+        self,
+        *,
+        invalidation_id: str | None = None,
+        distribution_id: str | None = None,
+        create_time: str | None = None,
+        status: str | None = None,
+        listing_ids: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Make one target's answers odd, replacing what it had; name exactly one target.
+
+        ``create_time``: ``future:SECONDS``, ``epoch``, ``overflow`` or ``text:ANYTHING``;
+        ``status``: any string (``Cancelled``); ``listing_ids``: bogus IDs (``""`` for an
+        empty one) added to a distribution's listings. Returns :meth:`oddities`.
+        """
+        fields = {
+            "invalidation_id": invalidation_id,
+            "distribution_id": distribution_id,
+            "create_time": create_time,
+            "status": status,
+            "listing_ids": listing_ids,
+        }
+        body = {name: value for name, value in fields.items() if value is not None}
+        result: dict[str, Any] = await self._call("POST", "/oddities", body)
+        return result
+
+    async def oddities(self) -> dict[str, Any]:
+        """``{"invalidations": {id: odd}, "distributions": {id: odd}, "listing_ids": {...}}``."""
+        result: dict[str, Any] = await self._call("GET", "/oddities")
+        return result
+
+    async def clear_oddities(
+        self, *, invalidation_id: str | None = None, distribution_id: str | None = None
+    ) -> dict[str, Any]:
+        """Clear one target's oddities, or every oddity when neither is named."""
+        query = {"invalidation_id": invalidation_id, "distribution_id": distribution_id}
+        params = "&".join(f"{k}={v}" for k, v in query.items() if v is not None)
+        result: dict[str, Any] = await self._call(
+            "DELETE", "/oddities" + (f"?{params}" if params else "")
+        )
+        return result
+
     async def start_seeder(self, rate: float, **plan: Any) -> dict[str, Any]:
         result: dict[str, Any] = await self._call("POST", "/seeders", {"rate": rate, **plan})
         return result

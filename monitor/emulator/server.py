@@ -20,7 +20,8 @@ from aiohttp import web
 
 from monitor.emulator import xml
 from monitor.emulator.faults import Fault, FaultPlan, FaultRule, Stats
-from monitor.emulator.model import Emulator, EmulatorError
+from monitor.emulator.model import Emulator, EmulatorError, Invalidation
+from monitor.emulator.oddities import Oddities, OdditySetting
 from monitor.emulator.seeder import Seeder, SeedPlan
 
 API = "/2020-05-31"
@@ -56,12 +57,15 @@ class _RequestIds:
 
 
 class EmulatorApp:
-    """Routes bound to one emulator, fault plan and stats."""
+    """Routes bound to one emulator, fault plan, oddities and stats."""
 
-    def __init__(self, emulator: Emulator, faults: FaultPlan, stats: Stats) -> None:
+    def __init__(
+        self, emulator: Emulator, faults: FaultPlan, stats: Stats, oddities: Oddities
+    ) -> None:
         self.emulator = emulator
         self.faults = faults
         self.stats = stats
+        self.oddities = oddities
         self.bodies = xml.InvalidationBodies()
         self.request_ids = _RequestIds()
         self.seeders: list[Seeder] = []
@@ -150,10 +154,24 @@ class EmulatorApp:
 
     # -- operations --
 
+    def _invalidation(self, inv: Invalidation) -> web.Response:
+        completed = inv.is_completed(self.emulator.now())
+        found = self.oddities.of(inv.id, inv.distribution_id) if self.oddities else None
+        if found is None:
+            return self._xml(self.bodies.body(inv, completed))
+        return self._xml(xml.odd_invalidation(inv, completed, found[1]))
+
+    def _listing(self, request: web.Request, distribution_id: str) -> web.Response:
+        marker, max_items = _paging(request)
+        page = self.emulator.list_invalidations(distribution_id, marker, max_items)
+        now = self.emulator.now()
+        return self._xml(xml.invalidation_list(page, now, self.oddities, distribution_id))
+
     async def get(self, request: web.Request) -> web.Response:
         info = request.match_info
-        inv = self.emulator.get_invalidation(info["distribution_id"], info["id"])
-        return self._xml(self.bodies.body(inv, inv.is_completed(self.emulator.now())))
+        return self._invalidation(
+            self.emulator.get_invalidation(info["distribution_id"], info["id"])
+        )
 
     async def create(self, request: web.Request) -> web.Response:
         distribution_id = request.match_info["distribution_id"]
@@ -166,11 +184,7 @@ class EmulatorApp:
         return self._xml(body, 201 if created else 200, Location=location)
 
     async def list(self, request: web.Request) -> web.Response:
-        marker, max_items = _paging(request)
-        page = self.emulator.list_invalidations(
-            request.match_info["distribution_id"], marker, max_items
-        )
-        return self._xml(xml.invalidation_list(page, self.emulator.now()))
+        return self._listing(request, request.match_info["distribution_id"])
 
     async def distributions(self, request: web.Request) -> web.Response:
         marker, max_items = _paging(request)
@@ -178,14 +192,11 @@ class EmulatorApp:
 
     async def tenant_get(self, request: web.Request) -> web.Response:
         dist = self.emulator.tenant_distribution(request.match_info["tenant_id"])
-        inv = dist.find(request.match_info["id"])
-        return self._xml(self.bodies.body(inv, inv.is_completed(self.emulator.now())))
+        return self._invalidation(dist.find(request.match_info["id"]))
 
     async def tenant_list(self, request: web.Request) -> web.Response:
         dist = self.emulator.tenant_distribution(request.match_info["tenant_id"])
-        marker, max_items = _paging(request)
-        page = self.emulator.list_invalidations(dist.id, marker, max_items)
-        return self._xml(xml.invalidation_list(page, self.emulator.now()))
+        return self._listing(request, dist.id)
 
 
 def _access_key_id(authorization: str) -> str:
@@ -236,12 +247,21 @@ class _Admin:
     POST /stats/reset                    -> as GET, all zero
     GET|POST|DELETE /seeders             list / start {"rate", "per_distribution"?, "count"?,
                                           "duration"?, "paths"?, "distribution_ids"?} / stop
+    GET  /oddities                       {"invalidations": {id: odd}, "distributions": {id: odd},
+                                          "listing_ids": {distribution id: [id, ...]}}
+    POST /oddities                       {"invalidation_id" | "distribution_id",
+                                          "create_time"?: spec, "status"?: str,
+                                          "listing_ids"?: [str] (distribution only)} -> as GET
+    DELETE /oddities[?invalidation_id=I | ?distribution_id=D]  clear one target or all -> as GET
 
     A truth record: distribution_id, id, caller_reference, paths (count), create_time
     (epoch), create_time_wire, completes_at (epoch or null while held), completed_at
-    (epoch once Completed, else null), status, held. A rule: throttle_rate,
-    server_error_rate, access_denied_rate, drop_rate, malformed_rate (0..1, summing to
-    at most 1) and latency_ms ([lo, hi]).
+    (epoch once Completed, else null), status, held, oddity (null, or what its answers
+    say instead: create_time spec, status, scope, create_time_wire). A rule:
+    throttle_rate, server_error_rate, access_denied_rate, drop_rate, malformed_rate (0..1,
+    summing to at most 1) and latency_ms ([lo, hi]). An odd: create_time (``future:S``,
+    ``epoch``, ``overflow`` or ``text:ANYTHING``, or null) and status (or null); a POST
+    replaces whatever its target had.
     """
 
     def __init__(self, app: EmulatorApp) -> None:
@@ -267,6 +287,9 @@ class _Admin:
         add("GET", f"{ADMIN}/seeders", self.list_seeders)
         add("POST", f"{ADMIN}/seeders", self.start_seeder)
         add("DELETE", f"{ADMIN}/seeders", self.stop_seeders)
+        add("GET", f"{ADMIN}/oddities", self.get_oddities)
+        add("POST", f"{ADMIN}/oddities", self.set_oddities)
+        add("DELETE", f"{ADMIN}/oddities", self.clear_oddities)
 
     async def health(self, _request: web.Request) -> web.Response:
         return _json({"ok": True, "now": self.emulator.now()})
@@ -301,10 +324,17 @@ class _Admin:
             {"id": tenant, "distribution_id": request.match_info["distribution_id"]}, status=201
         )
 
+    def _truth(self, inv: Invalidation) -> dict[str, object]:
+        return self._annotated(inv.truth(self.emulator.now()))
+
+    def _annotated(self, record: dict[str, object]) -> dict[str, object]:
+        record["oddity"] = self.app.oddities.truth(record) if self.app.oddities else None
+        return record
+
     async def ground_truth(self, request: web.Request) -> web.Response:
         distribution_id = request.rel_url.query.get("distribution_id")
         now = self.emulator.now()
-        truth = self.emulator.ground_truth(distribution_id)
+        truth = [self._annotated(r) for r in self.emulator.ground_truth(distribution_id)]
         return _json({"now": now, "invalidations": truth})
 
     async def create_invalidation(self, request: web.Request) -> web.Response:
@@ -333,12 +363,12 @@ class _Admin:
             duration=None if duration is None else float(duration),
             hold=hold,
         )
-        return _json(inv.truth(self.emulator.now()), status=201 if created else 200)
+        return _json(self._truth(inv), status=201 if created else 200)
 
     async def complete(self, request: web.Request) -> web.Response:
         inv = self.emulator.find_invalidation(request.match_info["id"])
         self.emulator.complete(inv.distribution_id, inv.id)
-        return _json(inv.truth(self.emulator.now()))
+        return _json(self._truth(inv))
 
     async def get_faults(self, _request: web.Request) -> web.Response:
         return _json(self.app.faults.to_json())
@@ -383,6 +413,26 @@ class _Admin:
         for seeder in self.app.seeders:
             await seeder.stop()
         return _json({"seeders": [s.to_json() for s in self.app.seeders]})
+
+    async def get_oddities(self, _request: web.Request) -> web.Response:
+        return _json(self.app.oddities.to_json())
+
+    async def set_oddities(self, request: web.Request) -> web.Response:
+        try:
+            setting = OdditySetting.from_json(await _body(request))
+        except ValueError as exc:
+            raise _bad(str(exc)) from None
+        if setting.invalidation_id is not None:
+            self.emulator.find_invalidation(setting.invalidation_id)
+        if setting.distribution_id is not None:
+            self.emulator.distribution(setting.distribution_id)
+        self.app.oddities.apply(setting)
+        return _json(self.app.oddities.to_json())
+
+    async def clear_oddities(self, request: web.Request) -> web.Response:
+        query = request.rel_url.query
+        self.app.oddities.clear(query.get("distribution_id"), query.get("invalidation_id"))
+        return _json(self.app.oddities.to_json())
 
 
 def _distribution(dist: Any) -> dict[str, object]:
@@ -447,15 +497,17 @@ class EmulatorServer:
         faults: FaultPlan | None = None,
         stats: Stats | None = None,
         seed_plans: list[SeedPlan] | None = None,
+        oddities: Oddities | None = None,
     ) -> None:
         if not is_loopback(host):
             raise ValueError(f"the emulator only listens on loopback, not {host!r}")
         self.emulator = emulator
         self.faults = faults or FaultPlan()
         self.stats = stats or Stats()
+        self.oddities = oddities if oddities is not None else Oddities()
         self.host = host
         self.port = port
-        self._app = EmulatorApp(emulator, self.faults, self.stats)
+        self._app = EmulatorApp(emulator, self.faults, self.stats, self.oddities)
         self._seed_plans = seed_plans or []
         self._runner: web.AppRunner | None = None
 

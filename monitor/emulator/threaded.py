@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from monitor.emulator.faults import FaultPlan, Stats
 from monitor.emulator.model import Emulator
+from monitor.emulator.oddities import Oddities
 from monitor.emulator.seeder import SeedPlan
 from monitor.emulator.server import EmulatorServer
 
@@ -32,11 +33,18 @@ class ThreadedEmulator:
         *,
         faults: FaultPlan | None = None,
         seed_plans: list[SeedPlan] | None = None,
+        oddities: Oddities | None = None,
         start_timeout: float = 10.0,
     ) -> None:
         self.emulator = emulator or Emulator()
         self.server = EmulatorServer(
-            self.emulator, host, port, faults=faults, stats=Stats(), seed_plans=seed_plans
+            self.emulator,
+            host,
+            port,
+            faults=faults,
+            stats=Stats(),
+            seed_plans=seed_plans,
+            oddities=oddities,
         )
         self._start_timeout = start_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -54,6 +62,10 @@ class ThreadedEmulator:
     @property
     def stats(self) -> Stats:
         return self.server.stats
+
+    @property
+    def oddities(self) -> Oddities:
+        return self.server.oddities
 
     def start(self) -> ThreadedEmulator:
         started: Future[None] = Future()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.emulator import Emulator, ManualClock, ThreadedEmulator
+from monitor.emulator import Emulator, ManualClock, OdditySetting, ThreadedEmulator
 
 pytestmark = pytest.mark.slow
 
@@ -92,3 +92,30 @@ def test_cli_reports_the_emulators_error_code(
     assert "An error occurred (NoSuchInvalidation) when calling the GetInvalidation" in (
         result.stderr
     )
+
+
+def test_cli_prints_odd_answers_as_they_came(
+    aws_env: dict[str, str], running: ThreadedEmulator
+) -> None:
+    dist = running.call(running.emulator.create_distribution)
+    inv, _ = running.call(running.emulator.create_invalidation, dist.id, ["/index.html"])
+    setting = OdditySetting.from_json(
+        {
+            "distribution_id": dist.id,
+            "create_time": "overflow",
+            "status": "Cancelled",
+            "listing_ids": [""],
+        }
+    )
+    running.call(running.oddities.apply, setting)
+
+    got = aws(
+        aws_env, running.url, "get-invalidation", "--distribution-id", dist.id, "--id", inv.id
+    )
+    assert got.returncode == 0, got.stderr
+    invalidation = json.loads(got.stdout)["Invalidation"]
+    assert (invalidation["CreateTime"], invalidation["Status"]) == ("1e400", "Cancelled")
+    listed = aws(aws_env, running.url, "list-invalidations", "--distribution-id", dist.id)
+    assert listed.returncode == 0, listed.stderr
+    items = json.loads(listed.stdout)["InvalidationList"]["Items"]
+    assert [(i["Id"], i["Status"]) for i in items] == [("", "InProgress"), (inv.id, "Cancelled")]

@@ -44,6 +44,8 @@ class AdminClient:
     async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         if self._session is None:
             self._session = aiohttp.ClientSession()
+        if body is None and method != "GET":
+            body = {}  # the admin API takes only JSON-typed POSTs, empty or not
         async with self._session.request(method, self.base + path, json=body) as response:
             data = await response.json(content_type=None)
             if response.status >= 400:
@@ -114,6 +116,11 @@ class AdminClient:
         if operation is not None:
             body["operation"] = operation
         result: dict[str, Any] = await self._call("POST", "/faults", body)
+        return result
+
+    async def faults(self) -> dict[str, Any]:
+        """``{"default": rule, "operations": {operation: rule}}``."""
+        result: dict[str, Any] = await self._call("GET", "/faults")
         return result
 
     async def clear_faults(self) -> dict[str, Any]:

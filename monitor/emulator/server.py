@@ -3,6 +3,13 @@
 The API routes accept any request without checking its SigV4 signature: this is a
 loopback-only test double. Admin routes live under ``/_emulator/``, a path no CloudFront
 operation uses, and are never subject to fault injection or counted in the stats.
+
+A web page open on the same machine must not drive the admin API. Every admin request
+must name a loopback ``Host`` (127.0.0.1 or another loopback literal, localhost, [::1],
+with or without a port; else 403), which defeats DNS rebinding; every POST and every
+request with a body must be ``Content-Type: application/json`` (else 415), which a
+browser cannot send cross-origin without a CORS preflight, and the emulator never
+answers one with CORS headers. The API routes keep taking any Host, as SDKs send their own.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import ipaddress
 import itertools
 import json
 import os
+import re
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
@@ -468,8 +476,41 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return data
 
 
+# host, [v6 host] or a name without brackets or colons, then an optional numeric port.
+_AUTHORITY = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>[^\[\]:]+))(?::\d{1,5})?")
+
+
+def _loopback_authority(authority: str) -> bool:
+    match = _AUTHORITY.fullmatch(authority)
+    if match is None:
+        return False
+    host = match["v6"] or match["name"].lower()
+    return is_loopback(host) and (match["v6"] is None or ":" in host)
+
+
+def _refusal(request: web.Request) -> web.Response | None:
+    """The answer to an admin request a web page could have sent, or None to serve it."""
+    authority = request.headers.get("Host", "")
+    if not _loopback_authority(authority):
+        message = (
+            "the admin API answers only a loopback Host (127.0.0.1, localhost, [::1]), "
+            f"not {authority!r}"
+        )
+        return _json({"error": "ForbiddenHost", "message": message}, status=403)
+    if (request.method == "POST" or request.body_exists) and (
+        request.content_type != "application/json"
+    ):
+        sent = request.headers.get("Content-Type", "none")
+        message = f"admin POSTs and bodies must be Content-Type: application/json, not {sent!r}"
+        return _json({"error": "UnsupportedMediaType", "message": message}, status=415)
+    return None
+
+
 def _guarded(handler: Handler) -> Handler:
     async def guarded(request: web.Request) -> web.StreamResponse:
+        refused = _refusal(request)
+        if refused is not None:
+            return refused
         try:
             return await handler(request)
         except EmulatorError as exc:

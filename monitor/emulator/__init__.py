@@ -5,11 +5,14 @@
 - :class:`ThreadedEmulator`: the same server on a daemon thread, for sync code.
 - :class:`AdminClient`: the JSON admin API (ground truth, faults, odd answers, stats,
   seeding).
+- :class:`EventPublisher`: CloudTrail's record of each invalidation created, sent to SQS
+  as an EventBridge rule would (off unless given an :class:`EventTarget`).
 - :class:`Oddities`: answers that make no sense (odd CreateTime, unknown Status, bogus
   listing entries), scoped to one invalidation or one distribution.
 """
 
 from monitor.emulator.admin import AdminClient, AdminError
+from monitor.emulator.events import Caller, EventPublisher, EventTarget, creation_event
 from monitor.emulator.faults import FaultPlan, FaultRule, Stats
 from monitor.emulator.model import (
     COMPLETED,
@@ -31,12 +34,15 @@ __all__ = [
     "IN_PROGRESS",
     "AdminClient",
     "AdminError",
+    "Caller",
     "Clock",
     "CreateTimeSpec",
     "DurationSpec",
     "Emulator",
     "EmulatorError",
     "EmulatorServer",
+    "EventPublisher",
+    "EventTarget",
     "FaultPlan",
     "FaultRule",
     "ManualClock",
@@ -47,4 +53,5 @@ __all__ = [
     "SeedPlan",
     "Stats",
     "ThreadedEmulator",
+    "creation_event",
 ]

@@ -8,6 +8,7 @@ import signal
 import sys
 from typing import NoReturn
 
+from monitor.emulator.events import EventTarget
 from monitor.emulator.faults import OPERATIONS, FaultPlan, FaultRule, parse_latency
 from monitor.emulator.model import DurationSpec, Emulator, Quota
 from monitor.emulator.oddities import CreateTimeSpec, Oddities, Oddity, OdditySetting
@@ -212,7 +213,32 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="a bogus entry added to its listings (repeatable; '' for an empty Id)",
     )
+    events = parser.add_argument_group(
+        "events", "send CloudTrail's record of each invalidation created to an SQS queue"
+    )
+    events.add_argument(
+        "--events-queue-url",
+        metavar="URL",
+        help="SQS queue URL to send each creation event to (default: send nothing)",
+    )
+    events.add_argument(
+        "--events-endpoint-url", metavar="URL", help="SQS endpoint (default: AWS's own)"
+    )
+    events.add_argument(
+        "--events-region", default="us-east-1", help="SQS region (default us-east-1)"
+    )
     return parser
+
+
+def events_from(args: argparse.Namespace) -> EventTarget | None:
+    if args.events_queue_url is None:
+        if args.events_endpoint_url is not None:
+            raise UsageError("--events-endpoint-url needs --events-queue-url")
+        return None
+    try:
+        return EventTarget(args.events_queue_url, args.events_endpoint_url, args.events_region)
+    except ValueError as exc:
+        raise UsageError(f"--events: {exc}") from None
 
 
 def oddities_from(args: argparse.Namespace, distribution_ids: list[str]) -> Oddities:
@@ -231,7 +257,12 @@ def oddities_from(args: argparse.Namespace, distribution_ids: list[str]) -> Oddi
     return oddities
 
 
-async def serve(args: argparse.Namespace, emulator: Emulator, oddities: Oddities) -> int:
+async def serve(
+    args: argparse.Namespace,
+    emulator: Emulator,
+    oddities: Oddities,
+    events: EventTarget | None,
+) -> int:
     host, port = args.listen
     fault_plan = FaultPlan(seed=None if args.seed is None else args.seed + 1)
     fault_plan.set(
@@ -260,7 +291,13 @@ async def serve(args: argparse.Namespace, emulator: Emulator, oddities: Oddities
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with EmulatorServer(
-        emulator, host, port, faults=fault_plan, seed_plans=plans, oddities=oddities
+        emulator,
+        host,
+        port,
+        faults=fault_plan,
+        seed_plans=plans,
+        oddities=oddities,
+        events=events,
     ) as srv:
         print(
             f"emulator listening on {srv.url} "
@@ -302,11 +339,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         ids = [emulator.create_distribution().id for _ in range(args.distributions)]
         oddities = oddities_from(args, ids)
+        events = events_from(args)
     except UsageError as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return 2
     try:
-        return asyncio.run(serve(args, emulator, oddities))
+        return asyncio.run(serve(args, emulator, oddities, events))
     except OSError as exc:
         sys.stderr.write(
             f"{PROG}: error: cannot listen on {args.listen[0]}:{args.listen[1]}: "

@@ -15,6 +15,7 @@ answers one with CORS headers. The API routes keep taking any Host, as SDKs send
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import itertools
 import json
@@ -27,6 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from monitor.emulator import xml
+from monitor.emulator.events import SEEDER, Caller, EventPublisher, EventTarget, settings_from_json
 from monitor.emulator.faults import Fault, FaultPlan, FaultRule, Stats
 from monitor.emulator.model import Emulator, EmulatorError, Invalidation
 from monitor.emulator.oddities import Oddities, OdditySetting
@@ -65,15 +67,21 @@ class _RequestIds:
 
 
 class EmulatorApp:
-    """Routes bound to one emulator, fault plan, oddities and stats."""
+    """Routes bound to one emulator, fault plan, oddities, event publisher and stats."""
 
     def __init__(
-        self, emulator: Emulator, faults: FaultPlan, stats: Stats, oddities: Oddities
+        self,
+        emulator: Emulator,
+        faults: FaultPlan,
+        stats: Stats,
+        oddities: Oddities,
+        events: EventPublisher,
     ) -> None:
         self.emulator = emulator
         self.faults = faults
         self.stats = stats
         self.oddities = oddities
+        self.events = events
         self.bodies = xml.InvalidationBodies()
         self.request_ids = _RequestIds()
         self.seeders: list[Seeder] = []
@@ -84,6 +92,11 @@ class EmulatorApp:
         dist = f"{API}/distribution/{{distribution_id}}"
         tenant = f"{API}/distribution-tenant/{{tenant_id}}"
         add("POST", f"{dist}/invalidation", self._api("CreateInvalidation", self.create))
+        add(
+            "POST",
+            f"{tenant}/invalidation",
+            self._api("CreateInvalidationForDistributionTenant", self.tenant_create),
+        )
         add("GET", f"{dist}/invalidation", self._api("ListInvalidations", self.list))
         add("GET", f"{dist}/invalidation/{{id}}", self._api("GetInvalidation", self.get))
         add("GET", f"{API}/distribution", self._api("ListDistributions", self.distributions))
@@ -99,12 +112,22 @@ class EmulatorApp:
         )
         admin = _Admin(self)
         admin.register(app)
-        app.on_cleanup.append(self._stop_seeders)
+        app.on_cleanup.append(self._stop_background)
         return app
 
-    async def _stop_seeders(self, _app: web.Application) -> None:
+    def start_seeder(self, plan: SeedPlan) -> Seeder:
+        def created(inv: Invalidation) -> None:
+            self.events.created(inv, SEEDER, self.emulator.now())
+
+        seeder = Seeder(self.emulator, plan, on_created=created)
+        seeder.start()
+        self.seeders.append(seeder)
+        return seeder
+
+    async def _stop_background(self, _app: web.Application) -> None:
         for seeder in self.seeders:
             await seeder.stop()
+        await self.events.stop()
 
     # -- the shared request path: faults first, then the operation, then counting --
 
@@ -181,15 +204,32 @@ class EmulatorApp:
             self.emulator.get_invalidation(info["distribution_id"], info["id"])
         )
 
+    async def _create(
+        self, request: web.Request, distribution_id: str, tenant_id: str | None = None
+    ) -> web.Response:
+        paths, caller_reference = xml.parse_invalidation_batch(await request.read())
+        inv, created = self.emulator.create_invalidation(distribution_id, paths, caller_reference)
+        now = self.emulator.now()
+        if created:
+            self.events.created(inv, _caller(request), now, tenant_id)
+        scope = (
+            f"distribution/{distribution_id}"
+            if tenant_id is None
+            else (f"distribution-tenant/{tenant_id}")
+        )
+        location = f"{request.scheme}://{request.host}{API}/{scope}/invalidation/{inv.id}"
+        body = self.bodies.body(inv, inv.is_completed(now))
+        return self._xml(body, 201 if created else 200, Location=location)
+
     async def create(self, request: web.Request) -> web.Response:
         distribution_id = request.match_info["distribution_id"]
         self.emulator.distribution(distribution_id)
-        paths, caller_reference = xml.parse_invalidation_batch(await request.read())
-        inv, created = self.emulator.create_invalidation(distribution_id, paths, caller_reference)
-        base = f"{request.scheme}://{request.host}{API}"
-        location = f"{base}/distribution/{distribution_id}/invalidation/{inv.id}"
-        body = self.bodies.body(inv, inv.is_completed(self.emulator.now()))
-        return self._xml(body, 201 if created else 200, Location=location)
+        return await self._create(request, distribution_id)
+
+    async def tenant_create(self, request: web.Request) -> web.Response:
+        tenant_id = request.match_info["tenant_id"]
+        dist = self.emulator.tenant_distribution(tenant_id)
+        return await self._create(request, dist.id, tenant_id)
 
     async def list(self, request: web.Request) -> web.Response:
         return self._listing(request, request.match_info["distribution_id"])
@@ -205,6 +245,14 @@ class EmulatorApp:
     async def tenant_list(self, request: web.Request) -> web.Response:
         dist = self.emulator.tenant_distribution(request.match_info["tenant_id"])
         return self._listing(request, dist.id)
+
+
+def _caller(request: web.Request) -> Caller:
+    return Caller(
+        _access_key_id(request.headers.get("Authorization", "")),
+        request.headers.get("User-Agent", ""),
+        request.remote or "127.0.0.1",
+    )
 
 
 def _access_key_id(authorization: str) -> str:
@@ -244,14 +292,16 @@ class _Admin:
     POST /distributions/{id}/tenants     {"id"?: str} -> 201 {"id", "distribution_id"}
     GET  /invalidations[?distribution_id=D]  {"now": epoch, "invalidations": [truth record]}
     POST /invalidations                  {"distribution_id", "paths"?, "caller_reference"?,
-                                          "duration"?: s, "hold"?: bool} -> 201 truth record
+                                          "duration"?: s, "hold"?: bool, "creator"?: str}
+                                          -> 201 truth record
     POST /invalidations/{id}/complete    -> truth record (now Completed)
     GET  /faults                         {"default": rule, "operations": {op: rule}}
     POST /faults                         {rule fields..., "operation"?: op} -> as GET
     DELETE /faults                       clear every rule -> as GET
     GET  /stats                          {"total": {outcome: n}, "requests": n,
                                           "operations": {op: {outcome: n}},
-                                          "callers": [{access_key_id, scope, requests}]}
+                                          "callers": [{access_key_id, scope, requests}],
+                                          "events": {"published", "failed", "dropped": n}}
     POST /stats/reset                    -> as GET, all zero
     GET|POST|DELETE /seeders             list / start {"rate", "per_distribution"?, "count"?,
                                           "duration"?, "paths"?, "distribution_ids"?} / stop
@@ -261,6 +311,10 @@ class _Admin:
                                           "create_time"?: spec, "status"?: str,
                                           "listing_ids"?: [str] (distribution only)} -> as GET
     DELETE /oddities[?invalidation_id=I | ?distribution_id=D]  clear one target or all -> as GET
+    GET  /events                         {"enabled", "queue_url", "endpoint_url", "region",
+                                          "pending", "published", "failed", "dropped"}
+    POST /events                         {"queue_url"?, "endpoint_url"?, "region"?,
+                                          "enabled"?: bool} -> as GET (a new queue turns it on)
 
     A truth record: distribution_id, id, caller_reference, paths (count), create_time
     (epoch), create_time_wire, completes_at (epoch or null while held), completed_at
@@ -269,7 +323,8 @@ class _Admin:
     throttle_rate, server_error_rate, access_denied_rate, drop_rate, malformed_rate (0..1,
     summing to at most 1) and latency_ms ([lo, hi]). An odd: create_time (``future:S``,
     ``epoch``, ``overflow`` or ``text:ANYTHING``, or null) and status (or null); a POST
-    replaces whatever its target had.
+    replaces whatever its target had. ``creator`` names who created an invalidation in
+    its CloudTrail event (``events.py``), as the signing access key does through the API.
     """
 
     def __init__(self, app: EmulatorApp) -> None:
@@ -298,6 +353,8 @@ class _Admin:
         add("GET", f"{ADMIN}/oddities", self.get_oddities)
         add("POST", f"{ADMIN}/oddities", self.set_oddities)
         add("DELETE", f"{ADMIN}/oddities", self.clear_oddities)
+        add("GET", f"{ADMIN}/events", self.get_events)
+        add("POST", f"{ADMIN}/events", self.set_events)
 
     async def health(self, _request: web.Request) -> web.Response:
         return _json({"ok": True, "now": self.emulator.now()})
@@ -364,6 +421,9 @@ class _Admin:
         hold = body.get("hold", False)
         if not isinstance(hold, bool):
             raise _bad("hold must be true or false")
+        creator = body.get("creator", "emulator-admin")
+        if not isinstance(creator, str):
+            raise _bad("creator must be a string")
         inv, created = self.emulator.create_invalidation(
             distribution_id,
             paths,
@@ -371,6 +431,9 @@ class _Admin:
             duration=None if duration is None else float(duration),
             hold=hold,
         )
+        if created:
+            caller = dataclasses.replace(_caller(request), access_key_id=creator)
+            self.app.events.created(inv, caller, self.emulator.now())
         return _json(self._truth(inv), status=201 if created else 200)
 
     async def complete(self, request: web.Request) -> web.Response:
@@ -412,10 +475,7 @@ class _Admin:
             plan = SeedPlan.from_json(body)
         except ValueError as exc:
             raise _bad(str(exc)) from None
-        seeder = Seeder(self.emulator, plan)
-        seeder.start()
-        self.app.seeders.append(seeder)
-        return _json(seeder.to_json(), status=201)
+        return _json(self.app.start_seeder(plan).to_json(), status=201)
 
     async def stop_seeders(self, _request: web.Request) -> web.Response:
         for seeder in self.app.seeders:
@@ -441,6 +501,18 @@ class _Admin:
         query = request.rel_url.query
         self.app.oddities.clear(query.get("distribution_id"), query.get("invalidation_id"))
         return _json(self.app.oddities.to_json())
+
+    async def get_events(self, _request: web.Request) -> web.Response:
+        return _json(self.app.events.to_json())
+
+    async def set_events(self, request: web.Request) -> web.Response:
+        events = self.app.events
+        try:
+            target, enabled = settings_from_json(await _body(request), events.target)
+            events.configure(target, enabled)
+        except ValueError as exc:
+            raise _bad(str(exc)) from None
+        return _json(events.to_json())
 
 
 def _distribution(dist: Any) -> dict[str, object]:
@@ -527,6 +599,7 @@ class EmulatorServer:
 
     ``port=0`` picks a free port; read it back from :attr:`port` or :attr:`url`.
     Seed plans given here start with the server and are cancelled when it stops.
+    ``events`` sends each invalidation created to that SQS queue from the start.
     """
 
     def __init__(
@@ -539,6 +612,7 @@ class EmulatorServer:
         stats: Stats | None = None,
         seed_plans: list[SeedPlan] | None = None,
         oddities: Oddities | None = None,
+        events: EventTarget | None = None,
     ) -> None:
         if not is_loopback(host):
             raise ValueError(f"the emulator only listens on loopback, not {host!r}")
@@ -548,7 +622,8 @@ class EmulatorServer:
         self.oddities = oddities if oddities is not None else Oddities()
         self.host = host
         self.port = port
-        self._app = EmulatorApp(emulator, self.faults, self.stats, self.oddities)
+        self.events = EventPublisher(self.stats, emulator.ACCOUNT_ID, events)
+        self._app = EmulatorApp(emulator, self.faults, self.stats, self.oddities, self.events)
         self._seed_plans = seed_plans or []
         self._runner: web.AppRunner | None = None
 
@@ -569,9 +644,11 @@ class EmulatorServer:
         await site.start()
         self.port = self._runner.addresses[0][1]
         for plan in self._seed_plans:
-            seeder = Seeder(self.emulator, plan)
-            seeder.start()
-            self._app.seeders.append(seeder)
+            self._app.start_seeder(plan)
+
+    def start_seeder(self, plan: SeedPlan) -> Seeder:
+        """Start seeding now, on the server's loop; it stops with the server."""
+        return self._app.start_seeder(plan)
 
     async def stop(self) -> None:
         if self._runner is not None:

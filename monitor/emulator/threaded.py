@@ -9,6 +9,7 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, TypeVar
 
+from monitor.emulator.events import EventPublisher, EventTarget
 from monitor.emulator.faults import FaultPlan, Stats
 from monitor.emulator.model import Emulator
 from monitor.emulator.oddities import Oddities
@@ -34,6 +35,7 @@ class ThreadedEmulator:
         faults: FaultPlan | None = None,
         seed_plans: list[SeedPlan] | None = None,
         oddities: Oddities | None = None,
+        events: EventTarget | None = None,
         start_timeout: float = 10.0,
     ) -> None:
         self.emulator = emulator or Emulator()
@@ -45,6 +47,7 @@ class ThreadedEmulator:
             stats=Stats(),
             seed_plans=seed_plans,
             oddities=oddities,
+            events=events,
         )
         self._start_timeout = start_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -66,6 +69,10 @@ class ThreadedEmulator:
     @property
     def oddities(self) -> Oddities:
         return self.server.oddities
+
+    @property
+    def events(self) -> EventPublisher:
+        return self.server.events
 
     def start(self) -> ThreadedEmulator:
         started: Future[None] = Future()

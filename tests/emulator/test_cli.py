@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[2]
             "--odd-distribution 3: only 2 distributions at start",
         ),
         (["--distributions", "0", "--odd-listing-id", ""], "only 0 distributions at start"),
+        (["--events-queue-url", "creations"], "queue_url must be an http(s) URL"),
+        (["--events-endpoint-url", "http://127.0.0.1:1"], "needs --events-queue-url"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(
@@ -107,6 +109,10 @@ def test_command_serves_on_a_free_port_and_stops_cleanly_on_sigterm() -> None:
             "Cancelled",
             "--odd-listing-id",
             "",
+            "--events-queue-url",
+            "http://127.0.0.1:1/123456789012/creations",
+            "--events-endpoint-url",
+            "http://127.0.0.1:1",
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -126,6 +132,8 @@ def test_command_serves_on_a_free_port_and_stops_cleanly_on_sigterm() -> None:
         odd = json.loads(_get(f"{url}/_emulator/oddities")[1])
         assert odd["distributions"] == {second: {"create_time": None, "status": "Cancelled"}}
         assert odd["listing_ids"] == {second: [""]}
+        events = json.loads(_get(f"{url}/_emulator/events")[1])
+        assert events["enabled"] and events["queue_url"].endswith("/123456789012/creations")
         # The seeder the flags asked for runs in the background until it made 4.
         records: list[Any] = []
         deadline = time.monotonic() + 15

@@ -3,10 +3,16 @@
 - :class:`Emulator`: the account's state and lifecycle, usable without HTTP.
 - :class:`EmulatorServer`: serves it on loopback inside ``async with``.
 - :class:`ThreadedEmulator`: the same server on a daemon thread, for sync code.
-- :class:`AdminClient`: the JSON admin API (ground truth, faults, stats, seeding).
+- :class:`AdminClient`: the JSON admin API (ground truth, faults, odd answers, stats,
+  seeding).
+- :class:`EventPublisher`: CloudTrail's record of each invalidation created, sent to SQS
+  as an EventBridge rule would (off unless given an :class:`EventTarget`).
+- :class:`Oddities`: answers that make no sense (odd CreateTime, unknown Status, bogus
+  listing entries), scoped to one invalidation or one distribution.
 """
 
 from monitor.emulator.admin import AdminClient, AdminError
+from monitor.emulator.events import Caller, EventPublisher, EventTarget, creation_event
 from monitor.emulator.faults import FaultPlan, FaultRule, Stats
 from monitor.emulator.model import (
     COMPLETED,
@@ -18,6 +24,7 @@ from monitor.emulator.model import (
     ManualClock,
     Quota,
 )
+from monitor.emulator.oddities import CreateTimeSpec, Oddities, Oddity, OdditySetting
 from monitor.emulator.seeder import SeedPlan
 from monitor.emulator.server import EmulatorServer
 from monitor.emulator.threaded import ThreadedEmulator
@@ -27,16 +34,24 @@ __all__ = [
     "IN_PROGRESS",
     "AdminClient",
     "AdminError",
+    "Caller",
     "Clock",
+    "CreateTimeSpec",
     "DurationSpec",
     "Emulator",
     "EmulatorError",
     "EmulatorServer",
+    "EventPublisher",
+    "EventTarget",
     "FaultPlan",
     "FaultRule",
     "ManualClock",
+    "Oddities",
+    "Oddity",
+    "OdditySetting",
     "Quota",
     "SeedPlan",
     "Stats",
     "ThreadedEmulator",
+    "creation_event",
 ]

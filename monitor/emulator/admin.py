@@ -44,6 +44,8 @@ class AdminClient:
     async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         if self._session is None:
             self._session = aiohttp.ClientSession()
+        if body is None and method != "GET":
+            body = {}  # the admin API takes only JSON-typed POSTs, empty or not
         async with self._session.request(method, self.base + path, json=body) as response:
             data = await response.json(content_type=None)
             if response.status >= 400:
@@ -84,15 +86,17 @@ class AdminClient:
         duration: float | None = None,
         hold: bool = False,
         caller_reference: str | None = None,
+        creator: str | None = None,
     ) -> dict[str, Any]:
-        """Create one; returns its ground-truth record (see ``ground_truth``)."""
-        body: dict[str, Any] = {"distribution_id": distribution_id, "hold": hold}
-        if paths is not None:
-            body["paths"] = paths
-        if duration is not None:
-            body["duration"] = duration
-        if caller_reference is not None:
-            body["caller_reference"] = caller_reference
+        """Create one; returns its ground-truth record (see ``ground_truth``).
+
+        ``creator`` is who its CloudTrail event says created it (``user/<creator>``), as
+        the signing access key does through the API; ``emulator-admin`` by default.
+        """
+        body = {"distribution_id": distribution_id, "hold": hold}
+        body |= _given(
+            paths=paths, duration=duration, caller_reference=caller_reference, creator=creator
+        )
         result: dict[str, Any] = await self._call("POST", "/invalidations", body)
         return result
 
@@ -116,6 +120,11 @@ class AdminClient:
         result: dict[str, Any] = await self._call("POST", "/faults", body)
         return result
 
+    async def faults(self) -> dict[str, Any]:
+        """``{"default": rule, "operations": {operation: rule}}``."""
+        result: dict[str, Any] = await self._call("GET", "/faults")
+        return result
+
     async def clear_faults(self) -> dict[str, Any]:
         result: dict[str, Any] = await self._call("DELETE", "/faults")
         return result
@@ -126,6 +135,68 @@ class AdminClient:
 
     async def reset_stats(self) -> dict[str, Any]:
         result: dict[str, Any] = await self._call("POST", "/stats/reset")
+        return result
+
+    async def set_oddity(
+        self,
+        *,
+        invalidation_id: str | None = None,
+        distribution_id: str | None = None,
+        create_time: str | None = None,
+        status: str | None = None,
+        listing_ids: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Make one target's answers odd, replacing what it had; name exactly one target.
+
+        ``create_time``: ``future:SECONDS``, ``epoch``, ``overflow`` or ``text:ANYTHING``;
+        ``status``: any string (``Cancelled``); ``listing_ids``: bogus IDs (``""`` for an
+        empty one) added to a distribution's listings. Returns :meth:`oddities`.
+        """
+        body = _given(
+            invalidation_id=invalidation_id,
+            distribution_id=distribution_id,
+            create_time=create_time,
+            status=status,
+            listing_ids=listing_ids,
+        )
+        result: dict[str, Any] = await self._call("POST", "/oddities", body)
+        return result
+
+    async def oddities(self) -> dict[str, Any]:
+        """``{"invalidations": {id: odd}, "distributions": {id: odd}, "listing_ids": {...}}``."""
+        result: dict[str, Any] = await self._call("GET", "/oddities")
+        return result
+
+    async def clear_oddities(
+        self, *, invalidation_id: str | None = None, distribution_id: str | None = None
+    ) -> dict[str, Any]:
+        """Clear one target's oddities, or every oddity when neither is named."""
+        query = _given(invalidation_id=invalidation_id, distribution_id=distribution_id)
+        params = "&".join(f"{k}={v}" for k, v in query.items())
+        result: dict[str, Any] = await self._call(
+            "DELETE", "/oddities" + (f"?{params}" if params else "")
+        )
+        return result
+
+    async def events(self) -> dict[str, Any]:
+        """``{"enabled", "queue_url", "endpoint_url", "region", "pending", "published",
+        "failed", "dropped"}``: where creation events go and what became of them."""
+        result: dict[str, Any] = await self._call("GET", "/events")
+        return result
+
+    async def set_events(
+        self,
+        *,
+        queue_url: str | None = None,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        enabled: bool | None = None,
+    ) -> dict[str, Any]:
+        """Aim creation events at an SQS queue (which turns them on) or turn them on/off."""
+        body = _given(
+            queue_url=queue_url, endpoint_url=endpoint_url, region=region, enabled=enabled
+        )
+        result: dict[str, Any] = await self._call("POST", "/events", body)
         return result
 
     async def start_seeder(self, rate: float, **plan: Any) -> dict[str, Any]:
@@ -139,3 +210,8 @@ class AdminClient:
     async def stop_seeders(self) -> list[dict[str, Any]]:
         data = await self._call("DELETE", "/seeders")
         return list(data["seeders"])
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    """The fields the caller set: the API's defaults apply to the others."""
+    return {name: value for name, value in fields.items() if value is not None}

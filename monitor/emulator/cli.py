@@ -8,8 +8,10 @@ import signal
 import sys
 from typing import NoReturn
 
+from monitor.emulator.events import EventTarget
 from monitor.emulator.faults import OPERATIONS, FaultPlan, FaultRule, parse_latency
 from monitor.emulator.model import DurationSpec, Emulator, Quota
+from monitor.emulator.oddities import CreateTimeSpec, Oddities, Oddity, OdditySetting
 from monitor.emulator.seeder import SeedPlan
 from monitor.emulator.server import EmulatorServer, is_loopback
 
@@ -43,6 +45,13 @@ def _duration(text: str) -> DurationSpec:
 def _latency(text: str) -> tuple[float, float]:
     try:
         return parse_latency(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _create_time(text: str) -> CreateTimeSpec:
+    try:
+        return CreateTimeSpec.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -178,18 +187,83 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="apply the faults above to this operation only",
     )
+    odd = parser.add_argument_group(
+        "odd answers", "answers that make no sense, in one distribution's answers only"
+    )
+    odd.add_argument(
+        "--odd-distribution",
+        type=_positive(int),
+        default=1,
+        metavar="N",
+        help="the Nth distribution created at start gets the odd answers below (default 1)",
+    )
+    odd.add_argument(
+        "--odd-create-time",
+        type=_create_time,
+        metavar="SPEC",
+        help="CreateTime of its invalidations: future:SECONDS, epoch, overflow or text:ANYTHING",
+    )
+    odd.add_argument(
+        "--odd-status", metavar="STATUS", help="Status of its invalidations, e.g. Cancelled"
+    )
+    odd.add_argument(
+        "--odd-listing-id",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="a bogus entry added to its listings (repeatable; '' for an empty Id)",
+    )
+    events = parser.add_argument_group(
+        "events", "send CloudTrail's record of each invalidation created to an SQS queue"
+    )
+    events.add_argument(
+        "--events-queue-url",
+        metavar="URL",
+        help="SQS queue URL to send each creation event to (default: send nothing)",
+    )
+    events.add_argument(
+        "--events-endpoint-url", metavar="URL", help="SQS endpoint (default: AWS's own)"
+    )
+    events.add_argument(
+        "--events-region", default="us-east-1", help="SQS region (default us-east-1)"
+    )
     return parser
 
 
-async def serve(args: argparse.Namespace) -> int:
+def events_from(args: argparse.Namespace) -> EventTarget | None:
+    if args.events_queue_url is None:
+        if args.events_endpoint_url is not None:
+            raise UsageError("--events-endpoint-url needs --events-queue-url")
+        return None
+    try:
+        return EventTarget(args.events_queue_url, args.events_endpoint_url, args.events_region)
+    except ValueError as exc:
+        raise UsageError(f"--events: {exc}") from None
+
+
+def oddities_from(args: argparse.Namespace, distribution_ids: list[str]) -> Oddities:
+    """The oddities the ``--odd-*`` flags ask for, aimed at one of ``distribution_ids``."""
+    oddities = Oddities()
+    oddity = Oddity(create_time=args.odd_create_time, status=args.odd_status)
+    if oddity == Oddity() and not args.odd_listing_id:
+        return oddities
+    if args.odd_distribution > len(distribution_ids):
+        raise UsageError(
+            f"--odd-distribution {args.odd_distribution}: only "
+            f"{_plural(len(distribution_ids), 'distribution')} at start"
+        )
+    target = distribution_ids[args.odd_distribution - 1]
+    oddities.apply(OdditySetting(oddity, None, target, tuple(args.odd_listing_id)))
+    return oddities
+
+
+async def serve(
+    args: argparse.Namespace,
+    emulator: Emulator,
+    oddities: Oddities,
+    events: EventTarget | None,
+) -> int:
     host, port = args.listen
-    emulator = Emulator(
-        duration=args.duration,
-        seed=args.seed,
-        quota=Quota(max_paths=args.max_paths, max_wildcards=args.max_wildcards),
-    )
-    for _ in range(args.distributions):
-        emulator.create_distribution()
     fault_plan = FaultPlan(seed=None if args.seed is None else args.seed + 1)
     fault_plan.set(
         FaultRule(
@@ -216,7 +290,15 @@ async def serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with EmulatorServer(emulator, host, port, faults=fault_plan, seed_plans=plans) as srv:
+    async with EmulatorServer(
+        emulator,
+        host,
+        port,
+        faults=fault_plan,
+        seed_plans=plans,
+        oddities=oddities,
+        events=events,
+    ) as srv:
         print(
             f"emulator listening on {srv.url} "
             f"({_plural(len(emulator.distributions), 'distribution')}, duration {args.duration})",
@@ -250,11 +332,19 @@ def main(argv: list[str] | None = None) -> int:
         )
         if sum(rates) > 1:
             raise UsageError("fault rates add up to more than 1")
+        emulator = Emulator(
+            duration=args.duration,
+            seed=args.seed,
+            quota=Quota(max_paths=args.max_paths, max_wildcards=args.max_wildcards),
+        )
+        ids = [emulator.create_distribution().id for _ in range(args.distributions)]
+        oddities = oddities_from(args, ids)
+        events = events_from(args)
     except UsageError as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return 2
     try:
-        return asyncio.run(serve(args))
+        return asyncio.run(serve(args, emulator, oddities, events))
     except OSError as exc:
         sys.stderr.write(
             f"{PROG}: error: cannot listen on {args.listen[0]}:{args.listen[1]}: "

@@ -17,8 +17,11 @@ from dataclasses import asdict, dataclass
 
 OUTCOMES = ("ok", "throttled", "server_error", "client_error", "dropped", "malformed")
 
+EVENT_OUTCOMES = ("published", "failed", "dropped")
+
 OPERATIONS = (
     "CreateInvalidation",
+    "CreateInvalidationForDistributionTenant",
     "GetInvalidation",
     "ListInvalidations",
     "ListDistributions",
@@ -179,6 +182,15 @@ class Stats:
         # Requests by the access key that signed them and the distribution (or tenant)
         # asked about: which credentials a multi-account client used where.
         self.callers: Counter[tuple[str, str]] = Counter()
+        # CloudTrail events sent to SQS (events.py), by outcome.
+        self.events: Counter[str] = Counter()
+
+    def event(self, outcome: str) -> None:
+        """One creation event ``published``, ``failed`` (SQS refused it) or ``dropped``."""
+        self.events[outcome] += 1
+
+    def event_counts(self) -> dict[str, int]:
+        return {outcome: self.events[outcome] for outcome in EVENT_OUTCOMES}
 
     def record(self, operation: str, outcome: str) -> None:
         self.counts[(operation, outcome)] += 1
@@ -189,6 +201,7 @@ class Stats:
     def reset(self) -> None:
         self.counts.clear()
         self.callers.clear()
+        self.events.clear()
 
     def to_json(self) -> dict[str, object]:
         totals = dict.fromkeys(OUTCOMES, 0)
@@ -205,4 +218,5 @@ class Stats:
             "requests": sum(totals.values()),
             "operations": operations,
             "callers": callers,
+            "events": self.event_counts(),
         }

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from monitor.emulator.model import Emulator, EmulatorError
+from monitor.emulator.model import Emulator, EmulatorError, Invalidation
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,20 @@ class SeedPlan:
 
 
 class Seeder:
-    """Runs one :class:`SeedPlan` as a task on the running loop."""
+    """Runs one :class:`SeedPlan` as a task on the running loop.
 
-    def __init__(self, emulator: Emulator, plan: SeedPlan) -> None:
+    ``on_created`` is told of each invalidation it creates (the server publishes events).
+    """
+
+    def __init__(
+        self,
+        emulator: Emulator,
+        plan: SeedPlan,
+        on_created: Callable[[Invalidation], None] | None = None,
+    ) -> None:
         self.emulator = emulator
         self.plan = plan
+        self.on_created = on_created
         self.created = 0
         self.rejected = 0
         self._task: asyncio.Task[None] | None = None
@@ -120,10 +129,13 @@ class Seeder:
                 if self._done(started, loop.time()):
                     break
                 try:
-                    self.emulator.create_invalidation(distribution_id, self.plan.paths)
-                    self.created += 1
+                    inv, _ = self.emulator.create_invalidation(distribution_id, self.plan.paths)
                 except EmulatorError:
                     self.rejected += 1
+                    continue
+                self.created += 1
+                if self.on_created is not None:
+                    self.on_created(inv)
             tick += 1
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - loop.time()))

@@ -9,8 +9,10 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, TypeVar
 
+from monitor.emulator.events import EventPublisher, EventTarget
 from monitor.emulator.faults import FaultPlan, Stats
 from monitor.emulator.model import Emulator
+from monitor.emulator.oddities import Oddities
 from monitor.emulator.seeder import SeedPlan
 from monitor.emulator.server import EmulatorServer
 
@@ -32,11 +34,20 @@ class ThreadedEmulator:
         *,
         faults: FaultPlan | None = None,
         seed_plans: list[SeedPlan] | None = None,
+        oddities: Oddities | None = None,
+        events: EventTarget | None = None,
         start_timeout: float = 10.0,
     ) -> None:
         self.emulator = emulator or Emulator()
         self.server = EmulatorServer(
-            self.emulator, host, port, faults=faults, stats=Stats(), seed_plans=seed_plans
+            self.emulator,
+            host,
+            port,
+            faults=faults,
+            stats=Stats(),
+            seed_plans=seed_plans,
+            oddities=oddities,
+            events=events,
         )
         self._start_timeout = start_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -54,6 +65,14 @@ class ThreadedEmulator:
     @property
     def stats(self) -> Stats:
         return self.server.stats
+
+    @property
+    def oddities(self) -> Oddities:
+        return self.server.oddities
+
+    @property
+    def events(self) -> EventPublisher:
+        return self.server.events
 
     def start(self) -> ThreadedEmulator:
         started: Future[None] = Future()

@@ -2,6 +2,7 @@
 
 GetInvalidation is the hot path: its body depends only on the invalidation and its
 status, so each (invalidation, status) body is rendered once and then served from a cache.
+Answers altered by an oddity (``oddities.py``) are rendered each time and never cached.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from xml.sax.saxutils import escape
 
 from monitor.emulator.model import (
     COMPLETED,
+    IN_PROGRESS,
     Distribution,
     EmulatorError,
     Invalidation,
     Page,
     wire_time,
 )
+from monitor.emulator.oddities import Oddities, Oddity
 
 NAMESPACE = "http://cloudfront.amazonaws.com/doc/2020-05-31/"
 _HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -38,31 +41,77 @@ class InvalidationBodies:
         key = (invalidation.id, completed)
         cached = self._bodies.get(key)
         if cached is None:
-            cached = self._render(invalidation, completed)
+            status = COMPLETED if completed else IN_PROGRESS
+            cached = _render(invalidation, status, invalidation.create_time_wire)
             self._bodies[key] = cached
         return cached
 
-    def _render(self, inv: Invalidation, completed: bool) -> bytes:
-        items = "".join(f"<Path>{escape(p)}</Path>" for p in inv.paths)
-        return (
-            f"{_HEAD}<Invalidation {_NS}><Id>{inv.id}</Id>"
-            f"<Status>{COMPLETED if completed else 'InProgress'}</Status>"
-            f"<CreateTime>{inv.create_time_wire}</CreateTime>"
-            f"<InvalidationBatch><Paths><Quantity>{len(inv.paths)}</Quantity>"
-            f"<Items>{items}</Items></Paths>"
-            f"<CallerReference>{escape(inv.caller_reference)}</CallerReference>"
-            "</InvalidationBatch></Invalidation>"
-        ).encode()
+
+def odd_invalidation(invalidation: Invalidation, completed: bool, oddity: Oddity) -> bytes:
+    """An ``<Invalidation>`` document with the oddity's fields in place of the real ones."""
+    status, create_time = _odd_fields(invalidation, completed, oddity)
+    return _render(invalidation, escape(status), escape(create_time))
 
 
-def invalidation_list(page: Page[Invalidation], now: float) -> bytes:
+def _odd_fields(inv: Invalidation, completed: bool, oddity: Oddity) -> tuple[str, str]:
+    status = oddity.status
+    if status is None:
+        status = COMPLETED if completed else IN_PROGRESS
+    spec = oddity.create_time
+    return status, inv.create_time_wire if spec is None else spec.wire(inv.create_time)
+
+
+def _render(inv: Invalidation, status: str, create_time: str) -> bytes:
+    items = "".join(f"<Path>{escape(p)}</Path>" for p in inv.paths)
+    return (
+        f"{_HEAD}<Invalidation {_NS}><Id>{inv.id}</Id>"
+        f"<Status>{status}</Status>"
+        f"<CreateTime>{create_time}</CreateTime>"
+        f"<InvalidationBatch><Paths><Quantity>{len(inv.paths)}</Quantity>"
+        f"<Items>{items}</Items></Paths>"
+        f"<CallerReference>{escape(inv.caller_reference)}</CallerReference>"
+        "</InvalidationBatch></Invalidation>"
+    ).encode()
+
+
+def invalidation_list(
+    page: Page[Invalidation],
+    now: float,
+    oddities: Oddities | None = None,
+    distribution_id: str = "",
+) -> bytes:
+    if oddities:
+        return _odd_invalidation_list(page, now, oddities, distribution_id)
     summaries = "".join(
-        f"<InvalidationSummary><Id>{inv.id}</Id><CreateTime>{inv.create_time_wire}</CreateTime>"
-        f"<Status>{inv.status(now)}</Status></InvalidationSummary>"
-        for inv in page.items
+        _summary(inv.id, inv.create_time_wire, inv.status(now)) for inv in page.items
     )
     head = _list_head(page)
     return f"{_HEAD}<InvalidationList {_NS}>{head}{_items(summaries)}</InvalidationList>".encode()
+
+
+def _summary(invalidation_id: str, create_time: str, status: str) -> str:
+    return (
+        f"<InvalidationSummary><Id>{invalidation_id}</Id><CreateTime>{create_time}</CreateTime>"
+        f"<Status>{status}</Status></InvalidationSummary>"
+    )
+
+
+def _odd_invalidation_list(
+    page: Page[Invalidation], now: float, oddities: Oddities, distribution_id: str
+) -> bytes:
+    # Bogus entries sit at the top of the first page, where a newest-first reader meets them.
+    bogus = oddities.listing_ids.get(distribution_id, ()) if not page.marker else ()
+    parts = [_summary(escape(i), wire_time(now), IN_PROGRESS) for i in bogus]
+    for inv in page.items:
+        found = oddities.of(inv.id, inv.distribution_id)
+        if found is None:
+            parts.append(_summary(inv.id, inv.create_time_wire, inv.status(now)))
+        else:
+            status, create_time = _odd_fields(inv, inv.is_completed(now), found[1])
+            parts.append(_summary(inv.id, escape(create_time), escape(status)))
+    head = _list_head(page, len(parts))
+    body = _items("".join(parts))
+    return f"{_HEAD}<InvalidationList {_NS}>{head}{body}</InvalidationList>".encode()
 
 
 def distribution_list(page: Page[Distribution]) -> bytes:
@@ -76,14 +125,14 @@ def _items(members: str) -> str:
     return f"<Items>{members}</Items>" if members else ""
 
 
-def _list_head(page: Page[Distribution] | Page[Invalidation]) -> str:
+def _list_head(page: Page[Distribution] | Page[Invalidation], quantity: int | None = None) -> str:
     head = f"<Marker>{escape(page.marker)}</Marker>"
     if page.next_marker is not None:
         head += f"<NextMarker>{page.next_marker}</NextMarker>"
     return (
         f"{head}<MaxItems>{page.max_items}</MaxItems>"
         f"<IsTruncated>{_bool(page.is_truncated)}</IsTruncated>"
-        f"<Quantity>{len(page.items)}</Quantity>"
+        f"<Quantity>{len(page.items) if quantity is None else quantity}</Quantity>"
     )
 
 

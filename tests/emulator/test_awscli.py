@@ -8,10 +8,12 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from monitor.emulator import Emulator, ManualClock, ThreadedEmulator
+from monitor.emulator import Emulator, EventTarget, ManualClock, OdditySetting, ThreadedEmulator
+from tests.support import Moto
 
 pytestmark = pytest.mark.slow
 
@@ -92,3 +94,65 @@ def test_cli_reports_the_emulators_error_code(
     assert "An error occurred (NoSuchInvalidation) when calling the GetInvalidation" in (
         result.stderr
     )
+
+
+def test_cli_prints_odd_answers_as_they_came(
+    aws_env: dict[str, str], running: ThreadedEmulator
+) -> None:
+    dist = running.call(running.emulator.create_distribution)
+    inv, _ = running.call(running.emulator.create_invalidation, dist.id, ["/index.html"])
+    setting = OdditySetting.from_json(
+        {
+            "distribution_id": dist.id,
+            "create_time": "overflow",
+            "status": "Cancelled",
+            "listing_ids": [""],
+        }
+    )
+    running.call(running.oddities.apply, setting)
+
+    got = aws(
+        aws_env, running.url, "get-invalidation", "--distribution-id", dist.id, "--id", inv.id
+    )
+    assert got.returncode == 0, got.stderr
+    invalidation = json.loads(got.stdout)["Invalidation"]
+    assert (invalidation["CreateTime"], invalidation["Status"]) == ("1e400", "Cancelled")
+    listed = aws(aws_env, running.url, "list-invalidations", "--distribution-id", dist.id)
+    assert listed.returncode == 0, listed.stderr
+    items = json.loads(listed.stdout)["InvalidationList"]["Items"]
+    assert [(i["Id"], i["Status"]) for i in items] == [("", "InProgress"), (inv.id, "Cancelled")]
+
+
+def test_cli_create_invalidation_sends_its_cloudtrail_event(
+    aws_env: dict[str, str],
+    running: ThreadedEmulator,
+    moto: Moto,
+    queue: tuple[Any, str],
+    sqs_credentials: None,
+) -> None:
+    sqs, queue_url = queue
+    running.call(running.events.configure, EventTarget(queue_url, moto.url))
+    dist = running.call(running.emulator.create_distribution)
+
+    created = aws(
+        aws_env,
+        running.url,
+        "create-invalidation",
+        "--distribution-id",
+        dist.id,
+        "--paths",
+        "/index.html",
+        "/css/*",
+    )
+    assert created.returncode == 0, created.stderr
+    invalidation = json.loads(created.stdout)["Invalidation"]
+    answer = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=10)
+    (message,) = answer["Messages"]
+    detail = json.loads(message["Body"])["detail"]
+    batch = detail["requestParameters"]["invalidationBatch"]
+    assert detail["requestParameters"]["distributionId"] == dist.id
+    assert batch["paths"] == {"quantity": 2, "items": ["/index.html", "/css/*"]}
+    assert batch["callerReference"] == invalidation["InvalidationBatch"]["CallerReference"]
+    assert detail["responseElements"]["invalidation"]["id"] == invalidation["Id"]
+    assert detail["userIdentity"]["userName"] == aws_env["AWS_ACCESS_KEY_ID"]
+    assert detail["userAgent"].startswith("aws-cli/")

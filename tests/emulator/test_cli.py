@@ -34,6 +34,14 @@ ROOT = Path(__file__).resolve().parents[2]
         (["--throttle-rate", "0.6", "--drop-rate", "0.6"], "add up to more than 1"),
         (["--latency-ms", "9:3"], "latency '9:3'"),
         (["--fault-operation", "DeleteDistribution"], "DeleteDistribution"),
+        (["--odd-create-time", "soon"], "create_time 'soon'"),
+        (
+            ["--distributions", "2", "--odd-distribution", "3", "--odd-status", "Cancelled"],
+            "--odd-distribution 3: only 2 distributions at start",
+        ),
+        (["--distributions", "0", "--odd-listing-id", ""], "only 0 distributions at start"),
+        (["--events-queue-url", "creations"], "queue_url must be an http(s) URL"),
+        (["--events-endpoint-url", "http://127.0.0.1:1"], "needs --events-queue-url"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(
@@ -95,6 +103,16 @@ def test_command_serves_on_a_free_port_and_stops_cleanly_on_sigterm() -> None:
             "1",
             "--fault-operation",
             "ListDistributions",
+            "--odd-distribution",
+            "2",
+            "--odd-status",
+            "Cancelled",
+            "--odd-listing-id",
+            "",
+            "--events-queue-url",
+            "http://127.0.0.1:1/123456789012/creations",
+            "--events-endpoint-url",
+            "http://127.0.0.1:1",
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -110,6 +128,12 @@ def test_command_serves_on_a_free_port_and_stops_cleanly_on_sigterm() -> None:
 
         status, body = _get(f"{url}/_emulator/distributions")
         assert status == 200 and len(json.loads(body)["distributions"]) == 2
+        second = json.loads(body)["distributions"][1]["id"]
+        odd = json.loads(_get(f"{url}/_emulator/oddities")[1])
+        assert odd["distributions"] == {second: {"create_time": None, "status": "Cancelled"}}
+        assert odd["listing_ids"] == {second: [""]}
+        events = json.loads(_get(f"{url}/_emulator/events")[1])
+        assert events["enabled"] and events["queue_url"].endswith("/123456789012/creations")
         # The seeder the flags asked for runs in the background until it made 4.
         records: list[Any] = []
         deadline = time.monotonic() + 15
@@ -121,10 +145,12 @@ def test_command_serves_on_a_free_port_and_stops_cleanly_on_sigterm() -> None:
         # The fault flags are scoped to ListDistributions.
         status, body = _get(f"{url}/2020-05-31/distribution")
         assert status == 400 and b"<Code>Throttling</Code>" in body
-        first = records[0]
-        path = f"/2020-05-31/distribution/{first['distribution_id']}/invalidation/{first['id']}"
-        status, body = _get(url + path)
-        assert status == 200 and f"<Id>{first['id']}</Id>".encode() in body
+        for record in records:
+            path = f"/2020-05-31/distribution/{record['distribution_id']}/invalidation/"
+            status, body = _get(url + path + record["id"])
+            assert status == 200 and f"<Id>{record['id']}</Id>".encode() in body
+            wanted = "Cancelled" if record["distribution_id"] == second else "InProgress"
+            assert f"<Status>{wanted}</Status>".encode() in body
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0

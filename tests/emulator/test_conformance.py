@@ -11,7 +11,7 @@ from botocore.session import get_session
 from moto.server import ThreadedMotoServer
 
 from monitor.emulator import Emulator, EmulatorServer
-from tests.emulator.conftest import CREDENTIALS, NO_RETRIES
+from tests.emulator.conftest import CREDENTIALS, NO_RETRIES, shape
 from tests.support import free_port
 
 pytestmark = pytest.mark.slow
@@ -33,15 +33,6 @@ DISTRIBUTION_CONFIG = {
     "Comment": "",
     "Enabled": True,
 }
-
-
-def shape(value: Any) -> Any:
-    """Keys and value types, recursively; lists by their first element."""
-    if isinstance(value, dict):
-        return {k: shape(v) for k, v in value.items() if k != "ResponseMetadata"}
-    if isinstance(value, list):
-        return [shape(value[0])] if value else []
-    return type(value).__name__
 
 
 @pytest.fixture(scope="module")

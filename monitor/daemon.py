@@ -339,8 +339,11 @@ class Service:
 
 
 def _one_line(error: BaseException) -> str:
+    """Our own errors say what is wrong in one line; anything else is named by its type."""
     text = str(error).splitlines()[0] if str(error) else ""
-    return f"{type(error).__name__}: {text}" if not isinstance(error, ConfigError) else text
+    return (
+        text if isinstance(error, ConfigError | StoreError) else f"{type(error).__name__}: {text}"
+    )
 
 
 async def _track_configured(store: Store, config: Config) -> list[tuple[str, Key]]:

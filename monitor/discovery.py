@@ -31,6 +31,7 @@ from monitor.store import Store
 from monitor.transition import Observation, create_time_oddity
 
 Listing = list[tuple[Key, Observation]]
+SCAN_OUTCOMES = ("ok", "partial", "failed")
 
 
 class Discovery:
@@ -56,6 +57,8 @@ class Discovery:
         self._marks: dict[str, float] | None = None  # from the store, on the first scan
         self._log = get_logger()
         health.discovering(cloudfront.account)
+        for outcome in SCAN_OUTCOMES:  # at 0 from the start: increase() sees the first
+            metrics.discovery_scans.labels(cloudfront.account, outcome)
 
     @property
     def account(self) -> str:
@@ -94,8 +97,7 @@ class Discovery:
         if marks:
             await self._store.mark_discovered(self.account, marks)
             self._marks.update(marks)
-        complete = complete and len(listed) == len(distributions)
-        self._report(complete, bool(listed) or not distributions)
+        self._report(complete and len(listed) == len(distributions), bool(listed))
         return added
 
     def _new_to_record(self, distribution: str, observation: Observation) -> bool:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import json
 import math
 import os
+import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -581,34 +583,58 @@ class Store:
 
 class DaemonLock:
     """One daemon per state file. The command-line tools don't take it: SQLite's own
-    locking keeps their short transactions safe beside the daemon."""
+    locking keeps their short transactions safe beside the daemon.
+
+    Two locks: a lock file beside the state file, and a name in the abstract socket
+    namespace derived from the state file's path. The file lock holds across network
+    namespaces (containers on a shared volume); the name holds when the lock file is
+    deleted with the state directory, which would let a second daemon take a fresh one.
+    """
 
     def __init__(self, state_path: str | Path) -> None:
         self._state_path = state_path
         # The lock sits beside the real file: a second daemon reaching the same state file
         # through a symlink must find the same lock, not a fresh one of its own.
-        self.path = Path(f"{os.path.realpath(state_path)}.lock")
+        real = os.path.realpath(state_path)
+        self.path = Path(f"{real}.lock")
+        digest = hashlib.sha256(real.encode()).hexdigest()[:32]
+        self._name = f"\0cloudfront-invalidation-monitor/{digest}"
         self._file: Any = None
+        self._socket: socket.socket | None = None
 
     def acquire(self) -> None:
         import fcntl
 
+        held = self._in_use()
+        try:
+            claim = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            claim.bind(self._name)
+        except OSError:
+            claim.close()
+            raise held from None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             handle = open(self.path, "a+")  # noqa: SIM115 - held for the daemon's lifetime
         except OSError as error:
+            claim.close()
             raise StoreError(f"state lock {self.path}: {error.strerror}") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.close()
-            raise StoreError(
-                f"state file {self._state_path} is in use by another daemon"
-                f" (lock {self.path} is held)"
-            ) from None
-        self._file = handle
+            claim.close()
+            raise held from None
+        self._file, self._socket = handle, claim
+
+    def _in_use(self) -> StoreError:
+        return StoreError(
+            f"state file {self._state_path} is in use by another daemon (lock {self.path} is held)"
+        )
 
     def release(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None

@@ -159,6 +159,7 @@ def _transition_json(t: Transition) -> dict[str, Any]:
         "create_time": _iso(t.create_time),
         "create_time_epoch": t.create_time,
         "latency_seconds": t.latency_seconds,
+        "latency_uncertainty_seconds": t.latency_uncertainty_seconds,
     }
 
 
@@ -269,13 +270,21 @@ def _history(argv: list[str]) -> int:
                     t.key.invalidation_id,
                     t.from_status or "-",
                     t.to_status,
-                    "-" if t.latency_seconds is None else f"{t.latency_seconds:.1f}s",
+                    _latency(t),
                 )
                 for t in moves
             ],
         )
     )
     return 0
+
+
+def _latency(t: Transition) -> str:
+    if t.latency_seconds is None:
+        return "-"
+    if t.latency_uncertainty_seconds is None:
+        return f"{t.latency_seconds:.1f}s"
+    return f"{t.latency_seconds:.1f}s ±{t.latency_uncertainty_seconds:.1f}s"
 
 
 def _guarded(command: Callable[[list[str]], int], name: str) -> Callable[[list[str]], int]:

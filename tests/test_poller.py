@@ -63,6 +63,21 @@ async def test_in_progress_then_completed_is_recorded_once(moto: Moto, rig: Rig)
     assert history[1].latency_seconds is not None and history[1].latency_seconds > 0
 
 
+async def test_a_tracked_distribution_has_its_series_at_zero_before_any_answer(
+    moto: Moto, rig: Rig
+) -> None:
+    # Prometheus' increase() needs a series before its first event, or the first
+    # completion of every distribution is never counted.
+    await rig.store.add([Key("EBEFOREANYLOOK", "IBEFOREANYLOOK")], "config")
+    await rig.poller.load()
+    text = rig.scrape()
+    labels = {"account": "default", "distribution_id": "EBEFOREANYLOOK"}
+    transitions = "cloudfront_invalidation_transitions_total"
+    assert metric_value(text, transitions, status="InProgress", **labels) == 0
+    assert metric_value(text, transitions, status="Completed", **labels) == 0
+    assert metric_value(text, "cloudfront_invalidation_duration_seconds_count", **labels) == 0
+
+
 async def test_already_completed_is_recorded_with_its_age_as_uncertainty(
     moto: Moto, rig: Rig
 ) -> None:

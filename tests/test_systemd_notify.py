@@ -117,3 +117,41 @@ async def test_watchdog_stops_while_the_event_loop_hangs(
     # pinging and hide the hang from systemd).
     assert not [at for at in pings if hang_started + 0.3 < at < hang_ended]
     assert [at for at in pings if at > hang_ended]  # and they resume after
+
+
+def test_a_reload_that_fails_for_any_reason_says_so_and_is_over(
+    moto: Moto, tmp_path: Path, listener: Listener
+) -> None:
+    dist = moto.create_distribution()
+    state = tmp_path / "state" / "monitor.db"
+    sections = {
+        "aws": {"endpoint_url": moto.url},
+        "state": {"path": str(state)},
+        "poll": {"interval_seconds": 0.5},
+        "http": {"listen": f"127.0.0.1:{free_port()}"},
+    }
+    config = write_config(tmp_path / "monitor.yaml", **sections)
+    daemon = Daemon(config, env={"NOTIFY_SOCKET": listener.path})
+    try:
+        wait_for(lambda: any(t.startswith("READY=1") for t in listener.texts()))
+        # Not a bad file: a good one whose new pair cannot be stored (the state file was
+        # pulled away), which used to leave systemd waiting in RELOADING forever.
+        state.unlink()
+        added = {"distribution_id": dist, "invalidation_id": moto.create_invalidation(dist)}
+        write_config(config, **sections, track=[added])
+        daemon.proc.send_signal(signal.SIGHUP)
+        [failed] = wait_for(lambda: daemon.events("config_reload_failed"))
+        assert failed["error"].startswith("state file lost:")
+        wait_for(lambda: len([t for t in listener.texts() if t.startswith("READY=1")]) == 2)
+        # And a file that does not even parse as a config, deeply nested.
+        config.write_text("track: " + "[" * 5000 + "]" * 5000 + "\n")
+        daemon.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(daemon.events("config_reload_failed")) == 2)
+        assert (
+            "nested more than 32 levels deep" in daemon.events("config_reload_failed")[1]["error"]
+        )
+        wait_for(lambda: len([t for t in listener.texts() if t.startswith("READY=1")]) == 3)
+        assert not daemon.events("config_reloaded")
+        assert daemon.proc.poll() is None
+    finally:
+        daemon.stop(signal.SIGKILL)

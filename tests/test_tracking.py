@@ -157,6 +157,14 @@ def test_track_and_untrack_on_a_running_daemon(moto: Moto, tmp_path: Path) -> No
             (m["invalidation_id"], m["to_status"]) for m in moves if m["invalidation_id"] == inv
         ] == [(inv, "InProgress"), (inv, "Completed")]
         assert moves[-1]["latency_seconds"] > 0
+        # How well it is known: since the last look that saw it in progress.
+        uncertainty = moves[-1]["latency_uncertainty_seconds"]
+        assert 0 < uncertainty <= moves[-1]["latency_seconds"]
+        table = run("history", "--config", str(config), "--id", inv).stdout.splitlines()
+        assert table[-1].split()[-2:] == [
+            f"{moves[-1]['latency_seconds']:.1f}s",
+            f"±{uncertainty:.1f}s",
+        ]
         listed = json.loads(run("list", "--config", str(config), "--output", "json").stdout)
         assert [(r["invalidation_id"], r["status"]) for r in listed] == [(inv, "Completed")]
         assert daemon.stop(signal.SIGTERM) == 0

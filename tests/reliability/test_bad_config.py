@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -108,3 +110,62 @@ def test_binary_file_is_a_one_line_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 78
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def _hostile(kind: str, path: Path) -> str:
+    """Write a config file that would hang or crash a naive reader; the expected message."""
+    if kind == "deep":
+        path.write_text("track: " + "[" * 5000 + "]" * 5000 + "\n")
+        return "line 1 column 39: nested more than 32 levels deep"
+    if kind == "huge":
+        with open(path, "wb") as file:
+            file.truncate(11 * 1024 * 1024)
+        return "11534336 bytes, more than a config file may have (10 MiB)"
+    if kind == "aliases":  # a billion laughs
+        lines = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+        for this, prev in zip("bcdefgh", "abcdefg", strict=True):
+            lines.append(f"{this}: &{this} [" + ", ".join([f"*{prev}"] * 9) + "]")
+        path.write_text("\n".join(lines) + "\n")
+        return "more than 100000 values once aliases expand"
+    if kind == "fifo":
+        os.mkfifo(path)
+        return "not a regular file (a FIFO)"
+    path.mkdir()
+    return "not a regular file (a directory)"
+
+
+@pytest.mark.parametrize("kind", ["deep", "huge", "aliases", "fifo", "directory"])
+def test_a_config_file_that_would_hang_or_crash_start_up_is_refused_in_one_line(
+    kind: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "monitor.yaml"
+    expected = _hostile(kind, path)
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,  # a FIFO or a huge file must not hang start-up
+    )
+    assert result.returncode == EX_CONFIG
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr == f"cloudfront-invalidation-monitor: config error: {path}: {expected}\n"
+
+
+def test_a_mistyped_key_names_the_nearest_known_one(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("poll:\n  intervall_seconds: 3\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert str(refused.value) == (
+        f"{path}: poll.intervall_seconds: unknown key (did you mean 'interval_seconds'?)"
+    )
+    path.write_text(
+        "accounts:\n- name: prod\n  discover: {distributions: all, lookbak_seconds: 5}\n"
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert "(did you mean 'lookback_seconds'?)" in str(refused.value)
+    path.write_text("something_else: 1\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert str(refused.value).endswith("something_else: unknown key")  # nothing near

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from bench import procs, throughput
-from monitor.store import StateFile
+from monitor.store.sqlite import StateFile
 from tests.support import free_port, write_config
 
 

@@ -25,7 +25,7 @@ from bench.throughput import api_calls
 from monitor.config import PollConfig
 from monitor.emulator import AdminClient
 from monitor.invalidation import Key
-from monitor.store import StateFile
+from monitor.store.sqlite import StateFile
 
 MEDIAN_SECONDS = 90.0
 SIGMA = 0.5

@@ -23,7 +23,7 @@ from bench import procs
 from monitor.config import PollConfig
 from monitor.emulator import AdminClient
 from monitor.invalidation import Key
-from monitor.store import StateFile
+from monitor.store.sqlite import StateFile
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "soak.json"
 SAMPLE_EVERY = 10.0

@@ -20,7 +20,7 @@ from typing import Any
 from bench import procs
 from monitor.emulator import AdminClient
 from monitor.invalidation import Key
-from monitor.store import StateFile
+from monitor.store.sqlite import StateFile
 
 POLL_OPERATIONS = ("GetInvalidation", "ListInvalidations")
 # Every pair always due: with 1,000 pairs the daemon wants 1,000 / (0.25 s + a 0.125 s

@@ -33,7 +33,8 @@ from monitor.notify import Notifier
 from monitor.oddities import OddAnswers
 from monitor.poller import Poller
 from monitor.schedule import Schedule
-from monitor.store import DaemonLock, Store, StoreError
+from monitor.store import Store, StoreError, open_store
+from monitor.store.sqlite import DaemonLock
 from monitor.transition import Policy
 
 EX_SOFTWARE = 1
@@ -167,7 +168,7 @@ class Service:
         try:
             lock.acquire()
             stack.callback(lock.release)
-            self._store = store = await Store.open(config.state.file)
+            self._store = store = await open_store(config.state)
         except StoreError as error:
             raise StartupError(str(error)) from None
         stack.push_async_callback(store.close)

@@ -20,7 +20,8 @@ from monitor.config import EX_CONFIG, Config, ConfigError, load_config
 from monitor.daemon import EX_SOFTWARE, Service, StartupError
 from monitor.emulator import DurationSpec, Emulator, EmulatorServer
 from monitor.invalidation import Key
-from monitor.store import StateFile, StoreError
+from monitor.store import StoreError
+from monitor.store.sqlite import StateFile
 
 PROG = "cloudfront-invalidation-monitor demo"
 # The demo signs requests to a local emulator: never with someone's real credentials.

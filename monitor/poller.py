@@ -37,7 +37,7 @@ from monitor.looks import Job, Refresh
 from monitor.metrics import Metrics
 from monitor.oddities import OddAnswers
 from monitor.store import Store
-from monitor.transition import Observation, Outcome, Policy
+from monitor.transition import Observation, Policy, Result
 
 FLUSH_AT = 256  # results per transaction; bounds both latency to disk and commit cost
 # Poll times held back reach the state file together, this often (one write, not one
@@ -72,7 +72,7 @@ class Poller:
         self._in_flight: set[Key] = set()
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._taken = 0  # jobs the workers took from the queue since the latest tick
-        self._pending: list[Outcome] = []  # results in hand, not written yet
+        self._pending: list[Result] = []  # results in hand, not written yet
         self._observed: list[tuple[Invalidation, Observation]] = []  # answers not interpreted
         self._unsaved: dict[Key, Invalidation] = {}  # poll times not written yet, by pair
         # Monotonic, for the two intervals: a clock stepped back must not stop either.
@@ -166,7 +166,7 @@ class Poller:
         self._state_lost = await self._store.lost()
         if self._state_lost is not None:
             self._health.state_lost(self._state_lost)
-            self._log.error("state_file_lost", reason=self._state_lost, path=str(self._store.path))
+            self._log.error("state_file_lost", reason=self._state_lost)
 
     def _enqueue(self, jobs: Iterable[Job], now: float) -> None:
         for job in jobs:
@@ -257,7 +257,7 @@ class Poller:
             raise ApiError("UnknownAccount", "client_error", f"no account {account!r} configured")
         return client
 
-    def _interpret(self, inv: Invalidation, seen: Observation) -> Outcome:
+    def _interpret(self, inv: Invalidation, seen: Observation) -> Result:
         try:
             outcome = transition.observe(inv, seen, self.policy)
         except Exception as error:  # a bug here must cost one look, not the whole batch
@@ -272,7 +272,7 @@ class Poller:
             )
         return outcome
 
-    def _failed(self, inv: Invalidation, error: Exception) -> Outcome:
+    def _failed(self, inv: Invalidation, error: Exception) -> Result:
         now = self._clock.steady()
         if isinstance(error, ApiError):
             code, permanent = error.code, error.permanent
@@ -340,7 +340,7 @@ class Poller:
             if self._unsaved.get(key) is inv:  # not superseded meanwhile
                 del self._unsaved[key]
 
-    async def _write(self, batch: list[Outcome]) -> None:
+    async def _write(self, batch: list[Result]) -> None:
         # The write and its report are shielded as one: cancelling the caller at shutdown
         # would otherwise leave transitions committed but never logged nor counted.
         write = asyncio.create_task(self._write_and_report(batch))
@@ -348,7 +348,7 @@ class Poller:
         write.add_done_callback(self._writes.discard)
         await asyncio.shield(write)
 
-    async def _write_and_report(self, batch: list[Outcome]) -> None:
+    async def _write_and_report(self, batch: list[Result]) -> None:
         try:
             applied = await self._store.apply(batch)
         except Exception as error:  # disk full, I/O error: keep every result for the next try
@@ -385,7 +385,7 @@ class Poller:
         self._health.write_failed(str(error))
         self._log.error("store_write_failed", error=str(error), pending=pending)
 
-    def _settle(self, outcome: Outcome, durable: bool) -> None:
+    def _settle(self, outcome: Result, durable: bool) -> None:
         inv = outcome.invalidation
         if not durable:
             self._active.pop(inv.key, None)  # untracked meanwhile

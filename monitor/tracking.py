@@ -20,7 +20,8 @@ from pydantic import ValidationError
 
 from monitor.config import EX_CONFIG, AccountConfig, Config, ConfigError, load_config, parse_key
 from monitor.invalidation import DEFAULT_ACCOUNT, Invalidation, Key
-from monitor.store import StateFile, StoreError
+from monitor.store import StoreError
+from monitor.store.sqlite import StateFile
 from monitor.table import render
 from monitor.transition import Transition
 

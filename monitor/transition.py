@@ -98,7 +98,7 @@ class Policy:
         return None
 
 
-class Outcome(NamedTuple):
+class Result(NamedTuple):
     """The result of one poll: the state to persist and what to report about it."""
 
     invalidation: Invalidation
@@ -121,7 +121,7 @@ def create_time_oddity(create_time: float, observed_at: float) -> str | None:
     return None
 
 
-def observe(current: Invalidation, seen: Observation, policy: Policy) -> Outcome:
+def observe(current: Invalidation, seen: Observation, policy: Policy) -> Result:
     status = normalize_status(seen.status)
     now = seen.observed_at
     create_time = seen.create_time if seen.create_time is not None else current.create_time
@@ -188,7 +188,7 @@ def observe(current: Invalidation, seen: Observation, policy: Policy) -> Outcome
             seen.polled_at if status == IN_PROGRESS else current.seen_in_progress_at
         ),
     )
-    return Outcome(
+    return Result(
         invalidation=updated,
         transition=transition,
         became_stuck=became_stuck,
@@ -199,7 +199,7 @@ def observe(current: Invalidation, seen: Observation, policy: Policy) -> Outcome
 
 def fail(
     current: Invalidation, code: str, *, permanent: bool, now: float, policy: Policy
-) -> Outcome:
+) -> Result:
     """A poll that got no usable answer. Only permanent errors count towards giving up."""
     failures = current.failures + 1 if permanent else current.failures
     gave_up = failures >= policy.max_failures
@@ -211,7 +211,7 @@ def fail(
         # After botocore's own retries gave up, wait a full interval before the next try.
         next_poll_at=now + policy.interval_seconds,
     )
-    return Outcome(
+    return Result(
         invalidation=updated,
         gave_up=gave_up,
         error_code=code,

@@ -19,7 +19,8 @@ from monitor.cloudfront import ApiError, open_cloudfront
 from monitor.config import AwsConfig, ConfigError, parse_key
 from monitor.invalidation import COMPLETED, Key, normalize_status
 from monitor.schedule import Schedule
-from monitor.store import StateFile, StoreError
+from monitor.store import StoreError
+from monitor.store.sqlite import StateFile
 
 PROG = "cloudfront-invalidation-monitor wait"
 EX_USAGE = 2

@@ -32,7 +32,7 @@ from monitor.health import Health
 from monitor.metrics import Metrics
 from monitor.oddities import OddAnswers
 from monitor.poller import Poller
-from monitor.store import Store
+from monitor.store.sqlite import SqliteStore
 from monitor.transition import Policy
 
 ACCOUNT = "123456789012"
@@ -296,7 +296,7 @@ class Rig:
     """A Poller wired to a real store and a real client, ticked by the test itself."""
 
     def __init__(
-        self, poller: Poller, store: Store, metrics: Metrics, health: Health, cf: CloudFront
+        self, poller: Poller, store: SqliteStore, metrics: Metrics, health: Health, cf: CloudFront
     ) -> None:
         self.cf = cf
         self.poller = poller
@@ -326,7 +326,7 @@ def observer(metrics: Metrics, health: Health | None = None) -> Observed:
 async def poller_rig(
     endpoint_url: str, tmp_path: Path, policy: Policy, clock: Clock | None = None
 ) -> AsyncIterator[Rig]:
-    store = await Store.open(tmp_path / "m.db")
+    store = await SqliteStore.open(tmp_path / "m.db")
     metrics = Metrics()
     health = Health(interval_seconds=1, tick_seconds=0.05)
     health.loaded()

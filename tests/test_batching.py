@@ -9,7 +9,7 @@ import pytest
 
 from monitor.emulator import AdminClient, Emulator, EmulatorServer
 from monitor.invalidation import Key
-from monitor.store import StateFile
+from monitor.store.sqlite import StateFile
 from monitor.transition import Policy
 from tests.support import Rig, metric_value, poller_rig
 

@@ -15,7 +15,7 @@ from monitor.config import DiscoverConfig, parse_config
 from monitor.discovery import Discovery
 from monitor.emulator import Emulator, EmulatorServer, ManualClock, ThreadedEmulator
 from monitor.invalidation import Key
-from monitor.store import StateFile
+from monitor.store.sqlite import StateFile
 from monitor.transition import Policy
 from tests.support import (
     TEST_ENV,

@@ -11,7 +11,7 @@ import pytest
 
 from monitor import poller as poller_module
 from monitor.invalidation import Invalidation, Key
-from monitor.store import StateFile
+from monitor.store.sqlite import StateFile
 from monitor.transition import Policy
 from tests.support import (
     Moto,

@@ -10,7 +10,7 @@ from monitor.config import Config, parse_config
 from monitor.daemon import policy_for
 from monitor.invalidation import Invalidation, Key
 from monitor.schedule import FixedSchedule, Schedule
-from monitor.store import StateFile, Store
+from monitor.store.sqlite import SqliteStore, StateFile
 from monitor.transition import Observation, Policy, observe
 
 
@@ -103,7 +103,7 @@ async def test_daemon_policy_learns_from_the_state_files_history(tmp_path: Path)
 
 
 async def _policy(config: Config, tmp_path: Path) -> Policy:
-    store = await Store.open(tmp_path / "m.db")
+    store = await SqliteStore.open(tmp_path / "m.db")
     try:
         return await policy_for(config, store)
     finally:

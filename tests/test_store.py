@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from monitor import store
 from monitor.invalidation import Invalidation, Key
-from monitor.store import DaemonLock, StateFile, Store, StoreError
+from monitor.store import StoreError
+from monitor.store import sqlite as store
+from monitor.store.sqlite import DaemonLock, SqliteStore, StateFile
 from monitor.transition import Observation, Policy, fail, observe
 
 POLICY = Policy(interval_seconds=20, max_failures=3, stuck_after_seconds=900)
@@ -64,7 +65,7 @@ def test_outcome_for_an_untracked_pair_is_dropped(tmp_path: Path) -> None:
 
 
 async def test_change_by_another_connection_is_noticed(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "m.db")
+    store = await SqliteStore.open(tmp_path / "m.db")
     try:
         assert not await store.changed_elsewhere()  # first call sets the baseline
         await store.add([A], "config")
@@ -115,9 +116,9 @@ def test_invalidation_round_trips_every_field(tmp_path: Path) -> None:
         stuck=True,
         next_poll_at=9.5,
     )
-    from monitor.transition import Outcome
+    from monitor.transition import Result
 
-    state.apply([Outcome(invalidation=full)])
+    state.apply([Result(invalidation=full)])
     assert state.active() == [full]
     assert inv.status is None
 
@@ -210,9 +211,9 @@ def test_moving_a_pair_gives_it_a_fresh_start_under_the_new_account(tmp_path: Pa
     failed = Invalidation(
         A, "config", failures=3, last_error="AccessDenied", gave_up=True, next_poll_at=50.0
     )
-    from monitor.transition import Outcome
+    from monitor.transition import Result
 
-    state.apply([Outcome(failed)])
+    state.apply([Result(failed)])
     assert state.active() == []
     state.add([A], "config", now=60.0, account="prod", rehome=True)
     [inv] = state.active()

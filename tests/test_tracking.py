@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from monitor import cli
-from monitor.store import StateFile
+from monitor.store.sqlite import StateFile
 from monitor.table import render
 from tests.support import Daemon, Moto, free_port, wait_for, write_config
 

@@ -17,7 +17,7 @@ import pytest
 from monitor.emulator import FaultRule
 from monitor.emulator.oddities import OdditySetting
 from monitor.invalidation import Key
-from monitor.store import StateFile
+from monitor.store.sqlite import StateFile
 from tests.reliability.groundtruth import Cloud
 from tests.support import Daemon, free_port, http_get, metric_value, wait_for, write_config
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from monitor.invalidation import Key
-from monitor.store import StateFile
+from monitor.store.sqlite import StateFile
 from monitor.transition import Transition
 from tests.reliability.groundtruth import Cloud, assert_recorded_exactly_once, daemon_config
 from tests.support import Daemon, metric_value, wait_for

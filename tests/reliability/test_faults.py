@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from monitor.emulator import FaultRule
-from monitor.store import StateFile
+from monitor.store.sqlite import StateFile
 from tests.reliability.groundtruth import (
     Cloud,
     api_outcomes,
@@ -133,7 +133,7 @@ def settled_counts(cloud: Cloud, daemon: Daemon) -> Counter[str] | None:
 def check_counts(name: str, sent: Counter[str], ours: Counter[str]) -> None:
     """Hold the daemon's per-attempt outcome counters to what the emulator says it sent.
 
-    Outcome names: the emulator's ok/throttled/server_error/client_error are ours too;
+    Result names: the emulator's ok/throttled/server_error/client_error are ours too;
     `dropped` and answers slower than the read timeout are our `network_error`;
     `malformed` (a truncated XML body) is our `malformed`.
     """

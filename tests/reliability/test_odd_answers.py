@@ -14,7 +14,7 @@ from monitor.health import Health
 from monitor.invalidation import Key
 from monitor.metrics import Metrics
 from monitor.poller import Poller
-from monitor.store import StateFile, Store
+from monitor.store.sqlite import SqliteStore, StateFile
 from monitor.transition import Policy
 from tests.support import ScriptedCloudFront, observer, serve_scripted
 
@@ -33,7 +33,7 @@ ODD = {
 async def test_odd_answer_is_counted_and_the_pair_stays_tracked(tmp_path: Path, body: str) -> None:
     cf_double = ScriptedCloudFront(body=body)
     metrics = Metrics()
-    store = await Store.open(tmp_path / "m.db")
+    store = await SqliteStore.open(tmp_path / "m.db")
     await store.add([KEY], "config")
     policy = Policy(interval_seconds=0.02, max_failures=3, stuck_after_seconds=900)
     aws = AwsConfig(endpoint_url="http://127.0.0.1:1", max_attempts=1)

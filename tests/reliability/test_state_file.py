@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from monitor.invalidation import Key
-from monitor.store import StateFile, StoreError
+from monitor.store import StoreError
+from monitor.store.sqlite import StateFile
 from monitor.transition import Observation, Policy, observe
 from tests.reliability.groundtruth import Cloud, assert_recorded_exactly_once, daemon_config
 from tests.support import TEST_ENV, Daemon, metric_value, wait_for

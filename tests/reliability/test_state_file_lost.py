@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from monitor.invalidation import Key
-from monitor.store import StateFile
+from monitor.store.sqlite import StateFile
 from tests.reliability.groundtruth import Cloud, daemon_config
 from tests.support import TEST_ENV, Daemon, http_get, metric_value, wait_for
 

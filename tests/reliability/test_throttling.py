@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from monitor.emulator import FaultRule
-from monitor.store import StateFile
+from monitor.store.sqlite import StateFile
 from tests.reliability.groundtruth import Cloud, assert_recorded_exactly_once
 from tests.support import Daemon, free_port, metric_value, wait_for, write_config
 

@@ -1,9 +1,10 @@
-"""Durable state in SQLite: tracked invalidations and their transition history.
+"""The state store in an SQLite file: the default, and the embedded choice.
 
 sqlite3 blocks, so every statement runs on one dedicated thread and the event loop only
-awaits it. The transition table's UNIQUE constraint is what makes recording exactly-once:
-a transition the store already holds is ignored, and only inserted ones are reported
-back to be counted and logged.
+awaits it (`SqliteStore`); the command-line tools use the same class. The transition
+table's UNIQUE constraint is what makes recording exactly-once: a transition the store
+already holds is ignored, and only inserted ones are reported back to be counted and
+logged.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, get_args, get_type_hints
 
 from monitor.invalidation import DEFAULT_ACCOUNT, STATE_FIELDS, Invalidation, Key
-from monitor.transition import Outcome, Transition
+from monitor.store import Applied, StoreError
+from monitor.transition import Result, Transition
 
 SCHEMA_VERSION = 3
 # Each older version's file is brought up to date in place, one version at a time.
@@ -90,21 +91,6 @@ _COLUMNS = (
 )
 
 T = TypeVar("T")
-
-
-class StoreError(Exception):
-    """The state file cannot be used; the message is one line for the user."""
-
-
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """What a batch of poll outcomes changed durably."""
-
-    updated: frozenset[Key]  # rows that still existed and were written
-    transitions: tuple[Transition, ...]  # newly recorded, never seen by the store before
-    # Moved to another account while the call was in flight: not written (the answer came
-    # with the old account's credentials), the pair is still tracked.
-    moved: frozenset[Key] = frozenset()
 
 
 def _row_to_invalidation(row: Sequence[Any]) -> Invalidation:
@@ -342,7 +328,7 @@ class StateFile:
                 [(account, distribution, at) for distribution, at in newest.items()],
             )
 
-    def apply(self, outcomes: Sequence[Outcome]) -> Applied:
+    def apply(self, outcomes: Sequence[Result]) -> Applied:
         recorded: list[Transition] = []
         rows = [_state_row(outcome.invalidation) for outcome in outcomes]
         with self._transaction():
@@ -512,8 +498,8 @@ class _Transaction:
         self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
 
 
-class Store:
-    """The daemon's asynchronous face of the state file: one thread, calls in order."""
+class SqliteStore:
+    """The state file behind the `Store` interface: one thread, calls in order."""
 
     def __init__(self, state: StateFile, executor: ThreadPoolExecutor) -> None:
         self._state = state
@@ -521,7 +507,7 @@ class Store:
         self._seen_version: int | None = None
 
     @classmethod
-    async def open(cls, path: str | Path) -> Store:
+    async def open(cls, path: str | Path) -> SqliteStore:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         try:
             state = await asyncio.get_running_loop().run_in_executor(executor, StateFile, path)
@@ -549,8 +535,17 @@ class Store:
             functools.partial(self._state.add, rehome=rehome), list(keys), source, None, account
         )
 
+    async def remove(self, key: Key) -> bool:
+        return await self._run(self._state.remove, key)
+
     async def active(self) -> list[Invalidation]:
         return await self._run(self._state.active)
+
+    async def all(self) -> list[Invalidation]:
+        return await self._run(self._state.all)
+
+    async def history(self) -> list[Transition]:
+        return await self._run(self._state.history)
 
     async def recent_latencies(self, limit: int, max_uncertainty: float) -> list[float]:
         return await self._run(self._state.recent_latencies, limit, max_uncertainty)
@@ -561,8 +556,8 @@ class Store:
     async def mark_discovered(self, account: str, newest: dict[str, float]) -> None:
         await self._run(self._state.mark_discovered, account, newest)
 
-    async def apply(self, outcomes: Sequence[Outcome]) -> Applied:
-        return await self._run(self._state.apply, outcomes)
+    async def apply(self, results: Sequence[Result]) -> Applied:
+        return await self._run(self._state.apply, results)
 
     async def save_poll_times(self, invalidations: Sequence[Invalidation]) -> None:
         await self._run(self._state.save_poll_times, invalidations)

@@ -17,11 +17,13 @@ from urllib.parse import urlsplit
 
 from monitor import logs
 from monitor.config import EX_CONFIG, Config, ConfigError, load_config
-from monitor.daemon import EX_SOFTWARE, Service, StartupError
+from monitor.daemon import EX_SOFTWARE
 from monitor.emulator import DurationSpec, Emulator, EmulatorServer
 from monitor.invalidation import Key
+from monitor.service import Service
 from monitor.store import StoreError
 from monitor.store.sqlite import StateFile
+from monitor.wiring import StartupError
 
 PROG = "cloudfront-invalidation-monitor demo"
 # The demo signs requests to a local emulator: never with someone's real credentials.

@@ -83,10 +83,7 @@ class Discovery:
             if self._new_to_record(distribution, observation)
         ]
         added = await self._store.add(candidates, "discovered", self.account) if candidates else []
-        if added:
-            await self._poller.load(announce=True)
-        self._poller.offer(seen)
-        await self._poller.flush()
+        await self._poller.listed(seen, reload=bool(added))
         # Only once what the listings showed is durable, or a crash in between would skip
         # the completions they held.
         marks = {

@@ -109,6 +109,9 @@ class Health:
             return False, "degraded: every API call of the latest poll interval failed"
         return True, "ready"
 
+    def is_ready(self) -> bool:
+        return self.ready()[0]
+
     def _degraded(self, now: float) -> bool:
         """The latest API call failed and none succeeded in the latest poll interval."""
         if self._last_failure is None or (self._tracked == 0 and not self._discovering):

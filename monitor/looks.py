@@ -24,9 +24,16 @@ from collections import defaultdict
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import NamedTuple
 
 from monitor.invalidation import Invalidation, Key, Scope
 from monitor.transition import Policy
+
+
+class Get(NamedTuple):
+    """Observe one tracked invalidation with GetInvalidation."""
+
+    key: Key
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +45,7 @@ class Refresh:
     keys: tuple[Key, ...]
 
 
-Job = Key | Refresh
+Job = Get | Refresh
 
 
 def plan(
@@ -54,12 +61,12 @@ def plan(
     if not policy.batch:  # every pair on its own schedule: nothing to pool, a plain filter
         return _by_due_time(
             [
-                (inv.next_poll_at, key)
+                (inv.next_poll_at, Get(key))
                 for key, inv in active.items()
                 if inv.next_poll_at <= now and key not in in_flight
             ]
         )
-    pool = policy.schedule is not None  # the fixed schedule promises its interval
+    pool = policy.schedule.adaptive  # a fixed schedule promises its interval
     idle: dict[Scope, list[Key]] = defaultdict(list)  # not in flight
     due: dict[Scope, list[Key]] = defaultdict(list)
     earliest: dict[Scope, float] = {}  # the longest-waiting due pair's due time
@@ -105,7 +112,7 @@ def plan(
     for scope, keys in due.items():
         siblings = idle[scope]
         if len(siblings) == 1:
-            jobs.extend((active[key].next_poll_at, key) for key in keys)
+            jobs.extend((active[key].next_poll_at, Get(key)) for key in keys)
             continue
         overdue = now - earliest[scope] >= wait
         if 4 * len(keys) < len(siblings) and not overdue:

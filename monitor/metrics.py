@@ -210,9 +210,10 @@ class Metrics:
             ["account", "code"],
             registry=r,
         )
-        self.failed = Counter(
-            "cloudfront_invalidation_monitor_failed",
-            "Tracked invalidations given up on after repeated permanent API errors",
+        self.given_up = Counter(
+            "cloudfront_invalidation_monitor_given_up",
+            "Tracked invalidations given up after poll.max_failures consecutive permanent"
+            " API errors",
             ["account", "distribution_id", "code"],
             registry=r,
         )

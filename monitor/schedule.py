@@ -19,6 +19,8 @@ PRIOR_SAMPLES = 100
 
 
 class Schedule:
+    adaptive = True  # looks where completions are likely; a fixed one promises its interval
+
     def __init__(
         self,
         min_interval: float,
@@ -70,10 +72,14 @@ class Schedule:
 
 
 class FixedSchedule(Schedule):
-    """Every `interval` seconds, whatever the age: the waiter's policy, for comparison."""
+    """Every `interval` seconds, whatever the age (`poll.schedule: fixed`, and the AWS CLI
+    waiter's policy)."""
+
+    adaptive = False
 
     def __init__(self, interval: float) -> None:
-        super().__init__(interval, interval)
+        self.min_interval = self.max_interval = interval
+        self.step = 0.0
 
     def learn(self, latency: float) -> None:
         return None

@@ -19,7 +19,7 @@ from monitor.invalidation import (
     normalize_status,
     timing_only,
 )
-from monitor.schedule import Schedule
+from monitor.schedule import FixedSchedule, Schedule
 
 # CloudFront's clock and ours may disagree a little; beyond this, ours or the answer is wrong.
 CLOCK_TOLERANCE_SECONDS = 60.0
@@ -62,17 +62,21 @@ class Policy:
     max_failures: int
     stuck_after_seconds: float
     batch: bool = True  # refresh several invalidations of a distribution with one listing
-    # Adaptive looks; None: every interval_seconds. The poller teaches it the latencies it
-    # records, so it is the one part of a policy that changes.
-    schedule: Schedule | None = None
+    # When to look again. The recorder teaches it the latencies it records, so it is the
+    # one part of a policy that changes. Not given: every interval_seconds.
+    schedule: Schedule = None  # type: ignore[assignment]  # set in __post_init__
     # A latency less certain than this is recorded but not measured; None: twice the
     # longest look interval, so that every completion normal polling sees is measured.
     max_uncertainty_seconds: float | None = None
 
+    def __post_init__(self) -> None:
+        if self.schedule is None:
+            object.__setattr__(self, "schedule", FixedSchedule(self.interval_seconds))
+
     @property
     def min_interval(self) -> float:
         """The shortest time between two looks at one invalidation."""
-        return self.interval_seconds if self.schedule is None else self.schedule.min_interval
+        return self.schedule.min_interval
 
     @property
     def uncertainty_limit(self) -> float:
@@ -81,8 +85,6 @@ class Policy:
         return 2 * self.interval_seconds
 
     def next_poll(self, now: float, age: float | None) -> float:
-        if self.schedule is None:
-            return now + self.interval_seconds
         return now + self.schedule.delay(age)
 
     def unmeasured(self, t: Transition) -> str | None:

@@ -27,13 +27,13 @@ from prometheus_client import generate_latest
 from monitor.clock import Clock
 from monitor.cloudfront import CloudFront, open_cloudfront
 from monitor.config import AwsConfig
-from monitor.daemon import Observed
 from monitor.health import Health
 from monitor.metrics import Metrics
 from monitor.oddities import OddAnswers
 from monitor.poller import Poller
 from monitor.store.sqlite import SqliteStore
 from monitor.transition import Policy
+from monitor.wiring import Observed
 
 ACCOUNT = "123456789012"
 TEST_ENV = {
@@ -337,7 +337,7 @@ async def poller_rig(
         clock=clock,
     ) as cf:
         poller = Poller(store, {cf.account: cf}, metrics, health, policy, 8, clock)
-        metrics.watch(poller.active, lambda: policy.stuck_after_seconds, lambda: True)
+        metrics.watch(poller.pairs, poller.stuck_after_seconds, lambda: True)
         await poller.load()
         poller.start()
         try:

@@ -45,14 +45,14 @@ async def test_one_listing_refreshes_k_invalidations(
     policy = Policy(interval_seconds=0.05, max_failures=3, stuck_after_seconds=900)
     async with poller_rig(url, tmp_path, policy) as rig:
         await _track(rig, keys)
-        await rig.until(lambda: all(i.status == "InProgress" for i in rig.poller.active()))
+        await rig.until(lambda: all(i.status == "InProgress" for i in rig.poller.pairs()))
         pages = 1 + newer // 100
         assert calls(rig, "ListInvalidations") == pages
         assert calls(rig, "GetInvalidation") == 0
 
         for key in keys:
             emulator.complete(*key)
-        await rig.until(lambda: not list(rig.poller.active()))
+        await rig.until(lambda: not list(rig.poller.pairs()))
         assert calls(rig, "ListInvalidations") == 2 * pages
         assert calls(rig, "GetInvalidation") == 0
     history = StateFile(tmp_path / "m.db").history()
@@ -70,7 +70,7 @@ async def test_single_invalidation_uses_get(
     policy = Policy(interval_seconds=0.05, max_failures=3, stuck_after_seconds=900)
     async with poller_rig(url, tmp_path, policy) as rig:
         await _track(rig, [key])
-        await rig.until(lambda: all(i.status == "InProgress" for i in rig.poller.active()))
+        await rig.until(lambda: all(i.status == "InProgress" for i in rig.poller.pairs()))
         assert calls(rig, "GetInvalidation") >= 1
         assert calls(rig, "ListInvalidations") == 0
 
@@ -84,7 +84,7 @@ async def test_batching_off_polls_each_with_get(
     policy = Policy(interval_seconds=0.05, max_failures=3, stuck_after_seconds=900, batch=False)
     async with poller_rig(url, tmp_path, policy) as rig:
         await _track(rig, keys)
-        await rig.until(lambda: all(i.status == "InProgress" for i in rig.poller.active()))
+        await rig.until(lambda: all(i.status == "InProgress" for i in rig.poller.pairs()))
         assert calls(rig, "ListInvalidations") == 0
         assert calls(rig, "GetInvalidation") >= 3
 
@@ -99,10 +99,10 @@ async def test_invalidation_missing_from_the_listing_falls_back_to_get(
     policy = Policy(interval_seconds=0.05, max_failures=2, stuck_after_seconds=900)
     async with poller_rig(url, tmp_path, policy) as rig:
         await _track(rig, [real, ghost])
-        await rig.until(lambda: [i.key for i in rig.poller.active()] == [real])
+        await rig.until(lambda: [i.key for i in rig.poller.pairs()] == [real])
         text = rig.scrape()
         assert metric_value(text, CALLS, operation="GetInvalidation", outcome="client_error")
-        assert metric_value(text, "cloudfront_invalidation_monitor_failed_total") == 1
+        assert metric_value(text, "cloudfront_invalidation_monitor_given_up_total") == 1
 
 
 async def test_tenant_scoped_invalidations_use_the_tenant_operations(
@@ -117,10 +117,10 @@ async def test_tenant_scoped_invalidations_use_the_tenant_operations(
     policy = Policy(interval_seconds=0.05, max_failures=3, stuck_after_seconds=900)
     async with poller_rig(url, tmp_path, policy) as rig:
         await _track(rig, [*keys, single])
-        await rig.until(lambda: all(i.status == "InProgress" for i in rig.poller.active()))
+        await rig.until(lambda: all(i.status == "InProgress" for i in rig.poller.pairs()))
         for key in [*keys, single]:
             emulator.complete(dist, key.invalidation_id)
-        await rig.until(lambda: not list(rig.poller.active()))
+        await rig.until(lambda: not list(rig.poller.pairs()))
         assert calls(rig, "ListInvalidationsForDistributionTenant") >= 2
         assert calls(rig, "GetInvalidationForDistributionTenant") >= 2
         assert calls(rig, "GetInvalidation") == 0 and calls(rig, "ListInvalidations") == 0
@@ -141,10 +141,10 @@ async def test_a_refused_listing_falls_back_to_get(
         async with AdminClient(url) as admin:
             await admin.set_faults("ListInvalidations", access_denied_rate=1.0)
         await _track(rig, keys)
-        await rig.until(lambda: all(i.status == "InProgress" for i in rig.poller.active()))
+        await rig.until(lambda: all(i.status == "InProgress" for i in rig.poller.pairs()))
         for key in keys:
             emulator.complete(*key)
-        await rig.until(lambda: not list(rig.poller.active()))
+        await rig.until(lambda: not list(rig.poller.pairs()))
         text = rig.scrape()
         denied = metric_value(text, CALLS, operation="ListInvalidations", outcome="client_error")
         assert denied is not None and denied >= 1

@@ -75,7 +75,7 @@ async def test_scan_tracks_new_in_progress_invalidations_only(
         assert too_old not in {k.invalidation_id for k in added}
         assert done not in {k.invalidation_id for k in added}
         # The listing itself gave the first observation: no GetInvalidation was needed.
-        await rig.until(lambda: all(i.status == "InProgress" for i in rig.poller.active()))
+        await rig.until(lambda: all(i.status == "InProgress" for i in rig.poller.pairs()))
         text = rig.scrape()
         assert metric_value(text, CALLS, operation="GetInvalidation") is None
         assert metric_value(text, CALLS, operation="ListDistributions", outcome="ok") == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from monitor.invalidation import Invalidation, Key
-from monitor.looks import Job, Refresh, plan
+from monitor.looks import Get, Job, Refresh, plan
 from monitor.schedule import Schedule
 from monitor.transition import Policy
 
@@ -52,13 +52,13 @@ def test_a_new_pair_rides_along_with_its_distributions_next_listing() -> None:
     new, alone = _new(DIST, 2), _new(OTHER, 3)
     # Its distribution is already watched: no call of its own, while a new pair on a
     # distribution nobody watches is looked at at once.
-    assert _jobs(ADAPTIVE, [watched, new, alone], now=101.0) == [alone.key]
+    assert _jobs(ADAPTIVE, [watched, new, alone], now=101.0) == [Get(alone.key)]
     # The sibling's look is due: one listing answers for both.
     both = [watched, new]
     assert _jobs(ADAPTIVE, both, now=115.0) == [_refresh(DIST, both)]
     # Without batching there is no listing to ride along with.
     single = replace(ADAPTIVE, batch=False)
-    assert _jobs(single, both, now=101.0) == [new.key]
+    assert _jobs(single, both, now=101.0) == [Get(new.key)]
 
 
 def test_a_listing_waits_for_a_quarter_of_its_distribution_or_an_overdue_pair() -> None:
@@ -85,7 +85,7 @@ def test_each_account_lists_its_own_view_of_a_distribution() -> None:
     ours = _running(DIST, 1, 100.0, 110.0)
     theirs = _running(DIST, 2, 100.0, 110.0)._replace(account="prod")
     # Two scopes of one pair each: no listing shared across credentials.
-    assert _jobs(ADAPTIVE, [ours, theirs], now=110.0) == [ours.key, theirs.key]
+    assert _jobs(ADAPTIVE, [ours, theirs], now=110.0) == [Get(ours.key), Get(theirs.key)]
 
 
 def test_a_new_pair_waits_for_its_siblings_listing_one_interval_at_most() -> None:
@@ -105,7 +105,7 @@ def test_unbatched_every_due_pair_not_in_flight_is_looked_at_on_its_own() -> Non
     busy = _running(OTHER, 6, 100.0, 105.0)
     invs = {inv.key: inv for inv in [*due, *later, busy]}
     jobs = plan(invs, {busy.key}, 110.0, single, {})
-    assert set(jobs) == {inv.key for inv in due} and len(jobs) == len(due)
+    assert set(jobs) == {Get(inv.key) for inv in due} and len(jobs) == len(due)
 
 
 def test_the_longest_due_go_first() -> None:
@@ -116,7 +116,11 @@ def test_the_longest_due_go_first() -> None:
         for d, n, due in [(DIST, 1, 104.0), (OTHER, 2, 101.0), ("EDIST3CCCCCC", 3, 102.0)]
     )
     single = replace(ADAPTIVE, batch=False)
-    assert _jobs(single, [late, early, middle], now=105.0) == [early.key, middle.key, late.key]
+    assert _jobs(single, [late, early, middle], now=105.0) == [
+        Get(early.key),
+        Get(middle.key),
+        Get(late.key),
+    ]
     siblings = [_running(DIST, 4, 90.0, 103.0), _running(DIST, 5, 90.0, 103.0)]
     jobs = _jobs(ADAPTIVE, [late, *siblings, early], now=110.0)
-    assert jobs == [early.key, _refresh(DIST, [late, *siblings])]
+    assert jobs == [Get(early.key), _refresh(DIST, [late, *siblings])]

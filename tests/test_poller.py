@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from monitor import poller as poller_module
+from monitor import looker as looker_module
+from monitor import recorder as recorder_module
 from monitor.invalidation import Invalidation, Key
 from monitor.store.sqlite import StateFile
 from monitor.transition import Policy
@@ -22,7 +23,10 @@ from tests.support import (
     serve_scripted,
 )
 
-POLICY = Policy(interval_seconds=0.05, max_failures=3, stuck_after_seconds=900)
+# The rig ticks by hand, slower than this interval: latencies are measured up to 5 s.
+POLICY = Policy(
+    interval_seconds=0.05, max_failures=3, stuck_after_seconds=900, max_uncertainty_seconds=5.0
+)
 
 
 @pytest.fixture
@@ -38,11 +42,11 @@ async def test_in_progress_then_completed_is_recorded_once(moto: Moto, rig: Rig)
     await rig.poller.load()
     labels = {"distribution_id": dist}
 
-    await rig.until(lambda: any(i.status == "InProgress" for i in rig.poller.active()))
+    await rig.until(lambda: any(i.status == "InProgress" for i in rig.poller.pairs()))
     assert metric_value(rig.scrape(), "cloudfront_invalidations_in_progress", **labels) == 1
 
     moto.set_status(dist, inv, "COMPLETED")  # moto's own spelling
-    await rig.until(lambda: not list(rig.poller.active()))
+    await rig.until(lambda: not list(rig.poller.pairs()))
     calls = "cloudfront_invalidation_monitor_api_requests_total"
     before = metric_value(rig.scrape(), calls, outcome="ok")
     for _ in range(5):  # more ticks must neither call the API nor record anything again
@@ -85,7 +89,7 @@ async def test_already_completed_is_recorded_with_its_age_as_uncertainty(
     inv = moto.create_invalidation(dist, status="COMPLETED")
     await rig.store.add([Key(dist, inv)], "config")
     await rig.poller.load()
-    await rig.until(lambda: not list(rig.poller.active()))
+    await rig.until(lambda: not list(rig.poller.pairs()))
     text = rig.scrape()
     labels = {"distribution_id": dist}
     transitions = "cloudfront_invalidation_transitions_total"
@@ -107,11 +111,11 @@ async def test_permanent_error_gives_up_and_stops_polling(moto: Moto, rig: Rig) 
     key = Key(dist, "IDOESNOTEXIST1")
     await rig.store.add([key], "config")
     await rig.poller.load()
-    await rig.until(lambda: not list(rig.poller.active()))
+    await rig.until(lambda: not list(rig.poller.pairs()))
     text = rig.scrape()
     assert (
         metric_value(
-            text, "cloudfront_invalidation_monitor_failed_total", code="NoSuchInvalidation"
+            text, "cloudfront_invalidation_monitor_given_up_total", code="NoSuchInvalidation"
         )
         == 1
     )
@@ -137,14 +141,14 @@ async def test_a_fault_in_the_state_machine_costs_one_look_not_the_batch(
     # not take the others down with it, nor leave its own pair in flight for good.
     dist = moto.create_distribution()
     good, bad = moto.create_invalidation(dist), moto.create_invalidation(dist)
-    observe = poller_module.transition.observe
+    observe = recorder_module.transition.observe
 
     def faulty(inv: Invalidation, seen: Any, policy: Policy) -> Any:
         if inv.key.invalidation_id == bad:
             raise RuntimeError("a bug")
         return observe(inv, seen, policy)
 
-    monkeypatch.setattr(poller_module.transition, "observe", faulty)
+    monkeypatch.setattr(recorder_module.transition, "observe", faulty)
     await rig.store.add([Key(dist, good), Key(dist, bad)], "config")
     await rig.poller.load()
     failures = "cloudfront_invalidation_monitor_poll_failures_total"
@@ -161,8 +165,8 @@ async def test_pair_added_by_another_process_is_picked_up(moto: Moto, rig: Rig) 
     other = StateFile(rig.store.path)  # what `track` on the command line does
     other.add([Key(dist, inv)], "cli")
     other.close()
-    await rig.until(lambda: any(i.status == "InProgress" for i in rig.poller.active()))
-    assert [i.source for i in rig.poller.active()] == ["cli"]
+    await rig.until(lambda: any(i.status == "InProgress" for i in rig.poller.pairs()))
+    assert [i.source for i in rig.poller.pairs()] == ["cli"]
 
 
 async def test_a_slow_call_that_spans_a_flush_is_not_lost(tmp_path: Path) -> None:
@@ -192,15 +196,15 @@ async def test_a_pair_of_an_unconfigured_account_waits_for_it_without_a_call(
     )
     # Not given up (the account may come back, or the pair be moved), and nothing was
     # asked with some other account's credentials.
-    [inv] = rig.poller.active()
+    [inv] = rig.poller.pairs()
     assert not inv.gave_up and inv.last_error == "UnknownAccount"
     assert metric_value(rig.scrape(), "cloudfront_invalidation_monitor_api_requests_total") is None
     # `track --account default` (the rig's one account) moves it; it is polled at once.
     other = StateFile(rig.store.path)
     other.add([key], "cli", account="default", rehome=True)
     other.close()
-    await rig.until(lambda: any(i.status == "InProgress" for i in rig.poller.active()))
-    [inv] = rig.poller.active()
+    await rig.until(lambda: any(i.status == "InProgress" for i in rig.poller.pairs()))
+    [inv] = rig.poller.pairs()
     assert inv.account == "default"
 
 
@@ -213,7 +217,7 @@ def _stored(rig: Rig, key: Key) -> Invalidation:
 
 
 def _held(rig: Rig, key: Key) -> Invalidation:
-    return next(inv for inv in rig.poller.active() if inv.key == key)
+    return next(inv for inv in rig.poller.pairs() if inv.key == key)
 
 
 async def _running(moto: Moto, rig: Rig) -> tuple[str, Key, Invalidation]:
@@ -222,7 +226,7 @@ async def _running(moto: Moto, rig: Rig) -> tuple[str, Key, Invalidation]:
     key = Key(dist, moto.create_invalidation(dist))
     await rig.store.add([key], "config")
     await rig.poller.load()
-    await rig.until(lambda: any(i.status == "InProgress" for i in rig.poller.active()))
+    await rig.until(lambda: any(i.status == "InProgress" for i in rig.poller.pairs()))
     written = _stored(rig, key)
     assert written.status == "InProgress"  # a change of state: in the file at once
     await rig.until(lambda: (_held(rig, key).last_polled or 0) > (written.last_polled or 0) + 0.2)
@@ -234,13 +238,13 @@ async def test_poll_times_alone_wait_for_the_checkpoint(
 ) -> None:
     dist, key, written = await _running(moto, rig)
     assert _stored(rig, key).last_polled == written.last_polled  # several polls, no write
-    monkeypatch.setattr(poller_module, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(recorder_module, "CHECKPOINT_SECONDS", 0.0)
     await rig.poller.tick()
     assert (_stored(rig, key).last_polled or 0) > (written.last_polled or 0)
     # The completion is written as soon as it is seen, checkpoint or not.
-    monkeypatch.setattr(poller_module, "CHECKPOINT_SECONDS", 3600.0)
+    monkeypatch.setattr(recorder_module, "CHECKPOINT_SECONDS", 3600.0)
     moto.set_status(dist, key.invalidation_id, "COMPLETED")
-    await rig.until(lambda: not list(rig.poller.active()))
+    await rig.until(lambda: not list(rig.poller.pairs()))
     assert _stored(rig, key).status == "Completed"
 
 
@@ -275,7 +279,7 @@ async def test_a_checkpoint_never_frees_a_pair_whose_call_is_under_way(
     # Checkpoints come more often than calls end, so the poll times held from one call
     # are written while the next is under way: that must not let the pair be polled a
     # second time at once.
-    monkeypatch.setattr(poller_module, "CHECKPOINT_SECONDS", 0.05)
+    monkeypatch.setattr(recorder_module, "CHECKPOINT_SECONDS", 0.05)
     slow = "ISLOWSLOWSLOW1"
     double = ScriptedCloudFront(slow={slow: 0.15})
     policy = Policy(interval_seconds=0.01, max_failures=3, stuck_after_seconds=900, batch=False)
@@ -296,7 +300,7 @@ async def test_held_poll_times_never_overwrite_a_pair_tracked_afresh(
         other.add([key], "cli")
     finally:
         other.close()
-    monkeypatch.setattr(poller_module, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(recorder_module, "CHECKPOINT_SECONDS", 0.0)
     await rig.poller.flush()  # ...and a checkpoint before the daemon's next change check
     fresh = _stored(rig, key)
     assert (fresh.status, fresh.first_seen, fresh.source) == (None, None, "cli")
@@ -312,7 +316,7 @@ async def test_a_failed_checkpoint_keeps_the_poll_times_for_the_next(
     async def disk_full(*_: object) -> None:
         raise OSError("database or disk is full")
 
-    monkeypatch.setattr(poller_module, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(recorder_module, "CHECKPOINT_SECONDS", 0.0)
     monkeypatch.setattr(rig.store, "save_poll_times", disk_full)
     await rig.poller.flush()
     assert _stored(rig, key).last_polled == written.last_polled  # nothing written...
@@ -328,7 +332,7 @@ async def test_shutdown_during_a_write_still_reports_what_it_commits(
     # The first write (the pair's first status) is held at the gate while stop() runs:
     # stop() must wait for it, and its transition must be counted, not only committed.
     if writer == "worker":
-        monkeypatch.setattr(poller_module, "FLUSH_AT", 1)  # each worker writes its own result
+        monkeypatch.setattr(recorder_module, "FLUSH_AT", 1)  # each worker writes its own result
     real_apply, entered, release = rig.store.apply, asyncio.Event(), asyncio.Event()
 
     async def gated(outcomes: list[object]) -> object:
@@ -368,14 +372,14 @@ async def test_a_backlog_is_planned_again_once_it_has_about_drained(
     double = ScriptedCloudFront(delay=0.02)
     policy = Policy(interval_seconds=0.01, max_failures=3, stuck_after_seconds=900, batch=False)
     plans = 0
-    real_plan = poller_module.looks.plan
+    real_plan = looker_module.looks.plan
 
     def counted(*args: Any) -> Any:
         nonlocal plans
         plans += 1
         return real_plan(*args)
 
-    monkeypatch.setattr(poller_module.looks, "plan", counted)
+    monkeypatch.setattr(looker_module.looks, "plan", counted)
     ids = [f"IBACKLOG{n:06d}" for n in range(120)]
     async with serve_scripted(double) as url, poller_rig(url, tmp_path, policy) as rig:
         await rig.store.add([Key("EDIST1AAAAAA", i) for i in ids], "config")

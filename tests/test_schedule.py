@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from monitor.config import Config, parse_config
-from monitor.daemon import policy_for
 from monitor.invalidation import Invalidation, Key
 from monitor.schedule import FixedSchedule, Schedule
 from monitor.store.sqlite import SqliteStore, StateFile
 from monitor.transition import Observation, Policy, observe
+from monitor.wiring import policy_for
 
 
 def test_looks_come_closer_where_completions_are_dense() -> None:
@@ -83,7 +83,7 @@ async def test_daemon_policy_learns_from_the_state_files_history(tmp_path: Path)
     config = parse_config({"poll": {"interval_seconds": 60, "min_interval_seconds": 1}})
     fixed = parse_config({"poll": {"schedule": "fixed", "interval_seconds": 60}})
     policy = await _policy(config, tmp_path)
-    assert policy.schedule is not None and policy.schedule.delay(90) < 20  # the prior
+    assert policy.schedule.delay(90) < 20  # the prior
     # Record 50 completions that took ~1000 s: a restart must remember them.
     for n in range(50):
         key = Key("EDIST1AAAAAA", f"I{n:011d}")
@@ -98,8 +98,9 @@ async def test_daemon_policy_learns_from_the_state_files_history(tmp_path: Path)
         state.apply([seen, done])
     state.close()
     learned = await _policy(config, tmp_path)
-    assert learned.schedule is not None and learned.schedule.delay(90) > policy.schedule.delay(90)
-    assert (await _policy(fixed, tmp_path)).schedule is None
+    assert learned.schedule.delay(90) > policy.schedule.delay(90)
+    unlearned = (await _policy(fixed, tmp_path)).schedule
+    assert not unlearned.adaptive and unlearned.delay(90) == unlearned.delay(5000) == 60
 
 
 async def _policy(config: Config, tmp_path: Path) -> Policy:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from monitor.config import parse_config
-from monitor.daemon import Service
 from monitor.emulator import Emulator, EmulatorServer
+from monitor.service import Service
 from tests.support import Daemon, Moto, free_port, wait_for, write_config
 
 

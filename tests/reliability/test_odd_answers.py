@@ -51,7 +51,7 @@ async def test_odd_answer_is_counted_and_the_pair_stays_tracked(tmp_path: Path, 
                         break
                     await asyncio.sleep(0.02)
                 await poller.tick()
-                assert all(not task.done() for task in poller._workers)  # loop alive
+                assert poller.running()  # every worker alive
             finally:
                 await poller.stop()
     await store.close()

@@ -96,7 +96,7 @@ def test_throttling_slows_the_daemon_down_and_loses_nothing(tmp_path: Path) -> N
         cloud.close()
 
     assert assert_recorded_exactly_once(StateFile(state).history(), truth, keys) == TRACKED
-    assert not daemon.events("invalidation_failed")  # throttling is never a reason to give up
+    assert not daemon.events("invalidation_given_up")  # throttling is never a reason to give up
     print(
         f"under load {loaded} requests in {LOADED_SECONDS}s;"
         f" throttled for {THROTTLED_SECONDS}s: {sent} requests, limit fell to {lowered}"

@@ -1,0 +1,175 @@
+"""The composition root: the daemon's parts, built from its config, and nothing else.
+
+Starting, stopping and reloading them is the service's job (monitor/service.py); what
+each part does is its own module's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+from botocore.exceptions import BotoCoreError
+
+from monitor.clock import Clock
+from monitor.cloudfront import ApiObserver, CloudFront, open_accounts
+from monitor.config import Config, ConfigError
+from monitor.discovery import Discovery
+from monitor.endpoint import Endpoint
+from monitor.health import Health
+from monitor.invalidation import Key
+from monitor.logs import get_logger
+from monitor.metrics import Metrics
+from monitor.oddities import OddAnswers
+from monitor.poller import Poller
+from monitor.schedule import FixedSchedule, Schedule
+from monitor.store import Store, StoreError, open_store
+from monitor.store.sqlite import DaemonLock
+from monitor.transition import Policy
+
+LEARNED_LATENCIES = 500  # the adaptive schedule's memory of recorded completions
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Instruments:
+    """What every part reports to, and the clocks they read: they exist before start-up
+    (readiness says "state not loaded" until it is done)."""
+
+    clock: Clock
+    metrics: Metrics
+    health: Health
+    odd: OddAnswers
+
+
+@dataclass(frozen=True)
+class Parts:
+    store: Store
+    clients: Mapping[str, CloudFront]
+    poller: Poller
+    discoveries: list[Discovery]
+    endpoint: Endpoint
+
+
+def instruments(config: Config, tick_seconds: float) -> Instruments:
+    metrics = Metrics()
+    return Instruments(
+        clock=Clock(),
+        metrics=metrics,
+        health=Health(interval_seconds=config.poll.interval_seconds, tick_seconds=tick_seconds),
+        odd=OddAnswers(metrics.odd_answer),
+    )
+
+
+class Observed(ApiObserver):
+    """What the AWS adapter reports, to the metrics, the readiness verdicts and the log."""
+
+    def __init__(self, metrics: Metrics, health: Health, odd: OddAnswers) -> None:
+        self._metrics = metrics
+        self._health = health
+        self._odd = odd
+
+    def attempt(self, account: str, operation: str, outcome: str) -> None:
+        self._metrics.api_attempt(account, operation, outcome)
+
+    def called(self, account: str, operation: str, seconds: float, ok: bool) -> None:
+        self._metrics.api_duration(account, operation, seconds)
+        if ok:
+            self._health.call_succeeded()
+        else:
+            self._health.call_failed()
+
+    def odd(self, account: str, kind: str, subject: str, **detail: object) -> None:
+        self._odd.report(account, kind, subject, **detail)
+
+
+async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Parts:
+    """Every part, opened; each is closed by `stack`, in the reverse order."""
+    lock = DaemonLock(config.state.file)
+    try:
+        lock.acquire()
+        stack.callback(lock.release)
+        store = await open_store(config.state)
+    except StoreError as error:
+        raise StartupError(str(error)) from None
+    stack.push_async_callback(store.close)
+    log = get_logger()
+    for account, key in await track_configured(store, config):
+        log.info("invalidation_tracked", **key._asdict(), source="config", account=account)
+    observer = Observed(tools.metrics, tools.health, tools.odd)
+    try:
+        clients = await stack.enter_async_context(open_accounts(config, observer, tools.clock))
+    except BotoCoreError as error:  # an unknown profile, say
+        raise ConfigError(f"aws: {error}") from None
+    for name, client in clients.items():
+        tools.metrics.rate_limit.labels(name).set_function(client.rate)
+    poller = Poller(
+        store,
+        clients,
+        tools.metrics,
+        tools.health,
+        await policy_for(config, store),
+        config.poll.concurrency,
+        tools.clock,
+        tools.odd,
+    )
+    await poller.load()
+    tools.health.loaded()
+    tools.metrics.watch(poller.pairs, poller.stuck_after_seconds, tools.health.is_ready)
+    discoveries = [
+        Discovery(
+            clients[account.name],
+            store,
+            poller,
+            account.discover,
+            tools.metrics,
+            tools.health,
+            tools.clock,
+        )
+        for account in config.account_list()
+        if account.discover is not None
+    ]
+    host, port = config.http.address
+    endpoint = await stack.enter_async_context(Endpoint(host, port, tools.metrics, tools.health))
+    return Parts(store, clients, poller, discoveries, endpoint)
+
+
+async def policy_for(config: Config, store: Store) -> Policy:
+    """The poll policy the config asks for, its schedule taught the latencies the store
+    has recorded."""
+    poll = config.poll
+    schedule = (
+        FixedSchedule(poll.interval_seconds)
+        if poll.schedule == "fixed"
+        else Schedule(
+            min_interval=poll.min_interval_seconds,
+            max_interval=poll.interval_seconds,
+            expected_seconds=poll.expected_duration_seconds,
+            window=LEARNED_LATENCIES,
+        )
+    )
+    policy = Policy(
+        interval_seconds=poll.interval_seconds,
+        max_failures=poll.max_failures,
+        stuck_after_seconds=config.stuck_after_seconds,
+        batch=poll.batch,
+        schedule=schedule,
+        max_uncertainty_seconds=config.metrics.max_latency_uncertainty_seconds,
+    )
+    for latency in await store.recent_latencies(LEARNED_LATENCIES, policy.uncertainty_limit):
+        schedule.learn(latency)
+    return policy
+
+
+async def track_configured(store: Store, config: Config) -> list[tuple[str, Key]]:
+    """Every pair the config lists, under its account; returns the newly tracked ones."""
+    added: list[tuple[str, Key]] = []
+    for account in config.account_list():
+        pairs = (p.key for p in account.track)
+        keys = await store.add(pairs, "config", account.name, rehome=True)
+        added.extend((account.name, key) for key in keys)
+    return added

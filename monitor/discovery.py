@@ -18,12 +18,13 @@ only; a scan that could not list everything counts as failed for readiness.
 from __future__ import annotations
 
 import asyncio
+import math
 
 from monitor.clock import Clock
 from monitor.cloudfront import ApiError, CloudFront
 from monitor.config import DiscoverConfig
 from monitor.health import Health
-from monitor.invalidation import COMPLETED, IN_PROGRESS, Key, normalize_status
+from monitor.invalidation import COMPLETED, Key, normalize_status
 from monitor.logs import get_logger
 from monitor.metrics import Metrics
 from monitor.poller import Poller
@@ -56,7 +57,7 @@ class Discovery:
         self._all_listed_at: float | None = None  # steady clock
         self._marks: dict[str, float] | None = None  # from the store, on the first scan
         self._log = get_logger()
-        health.discovering(cloudfront.account)
+        health.discovering(cloudfront.account, settings.interval_seconds)
         for outcome in SCAN_OUTCOMES:  # at 0 from the start: increase() sees the first
             metrics.discovery_scans.labels(cloudfront.account, outcome)
 
@@ -84,12 +85,12 @@ class Discovery:
         ]
         added = await self._store.add(candidates, "discovered", self.account) if candidates else []
         await self._poller.listed(seen, reload=bool(added))
-        # Only once what the listings showed is durable, or a crash in between would skip
-        # the completions they held.
+        # Never back: a mark that fell (our clock behind CloudFront's hides its newest
+        # entries as odd) would record history as fresh completions.
         marks = {
             distribution: newest
             for distribution, (_, newest) in listed.items()
-            if newest != self._marks.get(distribution)
+            if newest is not None and newest > self._marks.get(distribution, -math.inf)
         }
         if marks:
             await self._store.mark_discovered(self.account, marks)
@@ -98,21 +99,20 @@ class Discovery:
         return added
 
     def _new_to_record(self, distribution: str, observation: Observation) -> bool:
-        status = normalize_status(observation.status)
-        if status == IN_PROGRESS:
-            return True
+        if normalize_status(observation.status) != COMPLETED:
+            return True  # in progress, or a status nobody knows: tracked, looked at
         assert self._marks is not None
         mark = self._marks.get(distribution)
         created = observation.create_time
-        # Newer than the previous listing's newest: a distribution listed for the first
-        # time has no previous listing, and what completed before the monitor watched it
-        # is history. One recorded already is never recorded twice (the store's add).
-        return status == COMPLETED and mark is not None and created is not None and created > mark
+        # Newer than the previous listing's newest (which that listing showed): a
+        # distribution listed for the first time has no previous listing, and what
+        # completed before the monitor watched it is history.
+        return mark is not None and created is not None and created > mark
 
-    def _report(self, complete: bool, listed_any: bool) -> None:
-        outcome = "ok" if complete else "partial" if listed_any else "failed"
+    def _report(self, complete: bool, saw: bool) -> None:
+        outcome = "ok" if complete else "partial" if saw else "failed"
         self._metrics.discovery_scans.labels(self.account, outcome).inc()
-        self._health.scanned(self.account, complete)
+        self._health.scanned(self.account, saw=complete or saw)
         if complete:
             self._metrics.last_discovery.labels(self.account).set(self._clock.wall())
 
@@ -137,9 +137,9 @@ class Discovery:
         self._all_listed_at = now
         return self._all, True
 
-    async def _list(self, distribution_id: str) -> tuple[Listing, float] | None:
+    async def _list(self, distribution_id: str) -> tuple[Listing, float | None] | None:
         """The distribution's invalidations within the look-back window, with the newest
-        sane CreateTime it has (0 for none); None if it could not be listed."""
+        sane CreateTime it has (0 for an empty listing); None if it could not be listed."""
         now = self._clock.wall()
         since = now - self.settings.lookback_seconds
         found: Listing = []
@@ -147,6 +147,9 @@ class Discovery:
             async for page in self._cloudfront.invalidation_pages(
                 distribution_id, self.settings.max_pages
             ):
+                if not found and page and (newest := page[0][1].create_time) is not None:
+                    # Back from CloudFront's newest entry when our clock runs ahead of it.
+                    since = min(now, newest) - self.settings.lookback_seconds
                 found.extend(page)
                 oldest = page[-1][1].create_time if page else None
                 if oldest is not None and oldest < since:
@@ -154,18 +157,14 @@ class Discovery:
         except ApiError as error:
             self._failed("ListInvalidations", error.code, error.message, distribution_id)
             return None
-        except Exception as error:  # whatever one distribution's answer does, others go on
-            self._failed("ListInvalidations", type(error).__name__, str(error), distribution_id)
-            return None
-        # An odd CreateTime (in the future, say) must not hide every later invalidation.
-        newest = max(
-            (
-                t
-                for _, seen in found
-                if (t := seen.create_time) is not None and create_time_oddity(t, now) is None
-            ),
-            default=0.0,
-        )
+        # An odd CreateTime (in the future, say) must not hide every later invalidation; a
+        # listing of nothing but odd ones (our clock behind CloudFront's) marks nothing.
+        sane = [
+            t
+            for _, seen in found
+            if (t := seen.create_time) is not None and create_time_oddity(t, now) is None
+        ]
+        newest = max(sane) if sane else None if found else 0.0
         recent = [
             item for item in found if item[1].create_time is None or item[1].create_time >= since
         ]

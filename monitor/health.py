@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-# No successful call for this long, with something to call, is blindness.
+# No successful call for this long, with something to call, is blindness; longer when a
+# configured interval is longer (twice it), so that slow settings are not blindness.
 SILENCE_SECONDS = 300.0
 # Discovery scans of an account that failed in a row before readiness says so.
 DISCOVERY_FAILURES = 3
@@ -33,7 +34,7 @@ class Health:
         self._last_success: float | None = None
         self._last_failure: float | None = None
         self._tracked = 0  # pairs still polled
-        self._discovering: set[str] = set()  # accounts with discovery configured
+        self._discovering: dict[str, float] = {}  # accounts discovering, their intervals
         self._scan_failures: dict[str, int] = {}  # consecutive failed scans, by account
         self._write_error: str | None = None  # the latest state write failed with this
         self._state_lost: str | None = None
@@ -53,8 +54,8 @@ class Health:
     def tracking(self, count: int) -> None:
         self._tracked = count
 
-    def discovering(self, account: str) -> None:
-        self._discovering.add(account)
+    def discovering(self, account: str, interval_seconds: float) -> None:
+        self._discovering[account] = interval_seconds
 
     def call_succeeded(self) -> None:
         self._last_success = self._clock()
@@ -62,9 +63,10 @@ class Health:
     def call_failed(self) -> None:
         self._last_failure = self._clock()
 
-    def scanned(self, account: str, complete: bool) -> None:
-        """A discovery scan of `account` ended; `complete`: every distribution listed."""
-        self._scan_failures[account] = 0 if complete else self._scan_failures.get(account, 0) + 1
+    def scanned(self, account: str, *, saw: bool) -> None:
+        """A discovery scan of `account` ended; `saw`: it listed something (one distribution
+        that cannot be listed is a ticket, not blindness of the whole account)."""
+        self._scan_failures[account] = 0 if saw else self._scan_failures.get(account, 0) + 1
 
     def written(self) -> None:
         self._write_error = None
@@ -101,9 +103,8 @@ class Health:
             failed = self._scan_failures.get(account, 0)
             if failed >= DISCOVERY_FAILURES:
                 return False, f"discovery of account {account} failed {failed} scans in a row"
-        watching = self._tracked > 0 or bool(self._discovering)
-        silent = now - (self._last_success if self._last_success is not None else self._started)
-        if watching and silent >= SILENCE_SECONDS:
+        silent = self.seconds_without_success()
+        if silent >= self.silence_limit():
             return False, f"no CloudFront call has succeeded for {silent:.0f}s"
         if self._degraded(now):
             return False, "degraded: every API call of the latest poll interval failed"
@@ -111,6 +112,18 @@ class Health:
 
     def is_ready(self) -> bool:
         return self.ready()[0]
+
+    def seconds_without_success(self) -> float:
+        """Since the latest successful call (or start), while there is something to call."""
+        if self._tracked == 0 and not self._discovering:
+            return 0.0
+        last = self._last_success if self._last_success is not None else self._started
+        return self._clock() - last
+
+    def silence_limit(self) -> float:
+        """How long without a successful call is blindness."""
+        longest = max([self.interval_seconds, *self._discovering.values()])
+        return max(SILENCE_SECONDS, 2 * longest)
 
     def _degraded(self, now: float) -> bool:
         """The latest API call failed and none succeeded in the latest poll interval."""

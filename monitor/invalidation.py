@@ -69,7 +69,7 @@ class Invalidation(NamedTuple):
     # The configured AWS account whose credentials poll it. Not part of the key:
     # CloudFront IDs are unique across accounts.
     account: str = DEFAULT_ACCOUNT
-    # Steady clock: the latest look that saw it in progress, which bounds when it completed.
+    # Wall clock: the latest look that saw it in progress, which bounds when it completed.
     seen_in_progress_at: float | None = None
 
     @property

@@ -17,6 +17,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from monitor import __version__
+from monitor.health import Health
 from monitor.invalidation import COMPLETED, IN_PROGRESS, Invalidation, Scope, status_label
 from monitor.transition import Transition
 
@@ -54,12 +55,12 @@ class _StateCollector(Collector):
         self,
         source: StateSource,
         stuck_after: Callable[[], float],
-        ready: Callable[[], bool],
+        health: Health,
         seen: set[Scope],
     ) -> None:
         self._source = source
         self._stuck_after = stuck_after
-        self._ready = ready
+        self._health = health
         # Distributions keep a 0 series after their last invalidation completes, so
         # dashboards show a drop to zero rather than a gap.
         self._seen = seen
@@ -121,8 +122,19 @@ class _StateCollector(Collector):
         )
         yield GaugeMetricFamily(
             "cloudfront_invalidation_monitor_ready",
-            "1 when ready, 0 while every API call of the latest poll interval failed",
-            value=int(self._ready()),
+            "1 when ready, 0 while the monitor cannot see (/readyz says why)",
+            value=int(self._health.is_ready()),
+        )
+        yield GaugeMetricFamily(
+            "cloudfront_invalidation_monitor_seconds_without_success",
+            "Seconds since the latest successful CloudFront call while something is tracked"
+            " or discovered (0 when nothing is), on the monotonic clock",
+            value=self._health.seconds_without_success(),
+        )
+        yield GaugeMetricFamily(
+            "cloudfront_invalidation_monitor_silence_limit_seconds",
+            "Seconds without a successful call after which the monitor counts as blind",
+            value=self._health.silence_limit(),
         )
 
 
@@ -231,10 +243,8 @@ class Metrics:
             registry=r,
         ).labels(__version__).set(1)
 
-    def watch(
-        self, source: StateSource, stuck_after: Callable[[], float], ready: Callable[[], bool]
-    ) -> None:
-        self.registry.register(_StateCollector(source, stuck_after, ready, self._scopes))
+    def watch(self, source: StateSource, stuck_after: Callable[[], float], health: Health) -> None:
+        self.registry.register(_StateCollector(source, stuck_after, health, self._scopes))
 
     def scope_known(self, account: str, distribution_id: str) -> None:
         """A distribution that may see transitions: its series exist at 0 from now on, so
@@ -283,5 +293,5 @@ class Metrics:
 def exported_metric_names() -> set[str]:
     """Family names the daemon exports (counters without `_total`), for dashboards and rules."""
     metrics = Metrics()
-    metrics.watch(lambda: (), lambda: 0.0, lambda: True)
+    metrics.watch(lambda: (), lambda: 0.0, Health(interval_seconds=1, tick_seconds=1))
     return {family.name for family in metrics.registry.collect()}

@@ -191,7 +191,13 @@ class Service:
         result = reload.plan(self.config, new)
         config = result.config
         policy = await wiring.policy_for(config, parts.store)
-        await wiring.track_configured(parts.store, config)
+        try:
+            await wiring.track_configured(parts.store, config)
+        except Exception:
+            # One account's pairs may be stored already: the poller must know them (its
+            # own writes are not "changes elsewhere" it would notice).
+            await parts.poller.load(announce=True)
+            raise
         logs.configure(config.log.format, config.log.level)
         parts.poller.use(policy)
         self.tools.health.interval_seconds = config.poll.interval_seconds

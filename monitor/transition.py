@@ -139,14 +139,16 @@ def observe(current: Invalidation, seen: Observation, policy: Policy) -> Result:
             completed_at = now
             if age is not None:
                 latency = age
-                # It completed after the latest look that saw it in progress, or after
-                # its creation when none did.
-                seen_running = current.seen_in_progress_at
-                uncertainty = (
-                    latency
-                    if seen_running is None
-                    else min(latency, max(0.0, seen.polled_at - seen_running))
+                # It completed after the latest look that saw it in progress, or after its
+                # creation when none did. Both figures are wall-clock differences, so a
+                # suspend or a forward step between the two looks widens them alike; a
+                # clock that went back between them leaves only the creation as a bound.
+                since = (
+                    None
+                    if current.seen_in_progress_at is None
+                    else now - current.seen_in_progress_at
                 )
+                uncertainty = latency if since is None or since < 0 else min(latency, since)
         transition = Transition(
             key=current.key,
             from_status=current.status,
@@ -186,9 +188,7 @@ def observe(current: Invalidation, seen: Observation, policy: Policy) -> Result:
             else policy.next_poll(seen.polled_at, age)
         ),
         account=current.account,
-        seen_in_progress_at=(
-            seen.polled_at if status == IN_PROGRESS else current.seen_in_progress_at
-        ),
+        seen_in_progress_at=now if status == IN_PROGRESS else current.seen_in_progress_at,
     )
     return Result(
         invalidation=updated,

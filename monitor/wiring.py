@@ -119,7 +119,7 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
     )
     await poller.load()
     tools.health.loaded()
-    tools.metrics.watch(poller.pairs, poller.stuck_after_seconds, tools.health.is_ready)
+    tools.metrics.watch(poller.pairs, poller.stuck_after_seconds, tools.health)
     discoveries = [
         Discovery(
             clients[account.name],

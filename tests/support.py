@@ -324,9 +324,14 @@ def observer(metrics: Metrics, health: Health | None = None) -> Observed:
 
 @asynccontextmanager
 async def poller_rig(
-    endpoint_url: str, tmp_path: Path, policy: Policy, clock: Clock | None = None
+    endpoint_url: str,
+    tmp_path: Path,
+    policy: Policy,
+    clock: Clock | None = None,
+    store: Callable[[SqliteStore], Any] = lambda real: real,
 ) -> AsyncIterator[Rig]:
-    store = await SqliteStore.open(tmp_path / "m.db")
+    """`store` may put the real store behind a disk that fails (tests of write failures)."""
+    real = await SqliteStore.open(tmp_path / "m.db")
     metrics = Metrics()
     health = Health(interval_seconds=1, tick_seconds=0.05)
     health.loaded()
@@ -336,12 +341,12 @@ async def poller_rig(
         observer=observer(metrics, health),
         clock=clock,
     ) as cf:
-        poller = Poller(store, {cf.account: cf}, metrics, health, policy, 8, clock)
-        metrics.watch(poller.pairs, poller.stuck_after_seconds, lambda: True)
+        poller = Poller(store(real), {cf.account: cf}, metrics, health, policy, 8, clock)
+        metrics.watch(poller.pairs, poller.stuck_after_seconds, health)
         await poller.load()
         poller.start()
         try:
-            yield Rig(poller, store, metrics, health, cf)
+            yield Rig(poller, real, metrics, health, cf)
         finally:
             await poller.stop()
-            await store.close()
+            await real.close()

@@ -7,6 +7,7 @@ import signal
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,12 +15,14 @@ from monitor.clock import Clock
 from monitor.config import DiscoverConfig, parse_config
 from monitor.discovery import Discovery
 from monitor.emulator import Emulator, EmulatorServer, ManualClock, ThreadedEmulator
+from monitor.emulator.oddities import Oddities, OdditySetting
 from monitor.invalidation import Key
 from monitor.store.sqlite import StateFile
 from monitor.transition import Policy
 from tests.support import (
     TEST_ENV,
     Daemon,
+    Rig,
     free_port,
     metric_value,
     poller_rig,
@@ -202,3 +205,82 @@ async def test_a_restart_misses_nothing_that_completed_while_it_was_down(
     assert t.to_status == "Completed" and t.latency_uncertainty_seconds == 600.0
     unmeasured = "cloudfront_invalidation_completions_unmeasured_total"
     assert metric_value(text, unmeasured, distribution_id=a, reason="uncertain") == 1
+
+
+def _discovery(rig: Rig, clock: Clock, **settings: Any) -> Discovery:
+    config = DiscoverConfig(distributions="all", **settings)
+    return Discovery(rig.cf, rig.store, rig.poller, config, rig.metrics, rig.health, clock)
+
+
+async def test_every_listed_distribution_has_its_series_at_zero(
+    world: tuple[Emulator, ManualClock, str], tmp_path: Path
+) -> None:
+    emulator, clock, url = world
+    quiet = emulator.create_distribution().id  # no invalidation yet
+    async with poller_rig(url, tmp_path, POLICY, steady(clock)) as rig:
+        await _discovery(rig, steady(clock)).scan()
+        text = rig.scrape()
+    transitions = "cloudfront_invalidation_transitions_total"
+    assert metric_value(text, transitions, distribution_id=quiet, status="Completed") == 0
+    assert (
+        metric_value(text, "cloudfront_invalidation_duration_seconds_count", distribution_id=quiet)
+        == 0
+    )
+
+
+async def test_an_unknown_status_in_a_listing_is_tracked(tmp_path: Path) -> None:
+    clock = ManualClock(start=1_800_000_000.0)
+    emulator = Emulator(duration="fixed:600", seed=5, clock=clock)
+    dist = emulator.create_distribution().id
+    odd = emulator.create_invalidation(dist, ["/x"])[0].id
+    oddities = Oddities()
+    oddities.apply(OdditySetting.from_json({"invalidation_id": odd, "status": "Pending"}))
+    async with (
+        EmulatorServer(emulator, oddities=oddities) as server,
+        poller_rig(server.url, tmp_path, POLICY, steady(clock)) as rig,
+    ):
+        assert [k.invalidation_id for k in await _discovery(rig, steady(clock)).scan()] == [odd]
+
+
+@pytest.mark.parametrize("ahead", [7200.0, -7200.0])
+async def test_a_clock_off_cloudfront_s_neither_hides_nor_invents_completions(
+    ahead: float, world: tuple[Emulator, ManualClock, str], tmp_path: Path
+) -> None:
+    emulator, clock, url = world
+    a = emulator.create_distribution().id
+    history = [emulator.create_invalidation(a, [f"/h{n}"], duration=1)[0].id for n in range(3)]
+    clock.advance(60)
+    ours = Clock(wall=lambda: clock.now() + ahead, monotonic=clock.now)  # a wrong wall clock
+    async with poller_rig(url, tmp_path, POLICY, ours) as rig:
+        discovery = _discovery(rig, ours)
+        assert await discovery.scan() == []  # what completed before it watched: history
+        running = emulator.create_invalidation(a, ["/running"])[0].id
+        fast = emulator.create_invalidation(a, ["/fast"], duration=1)[0].id
+        clock.advance(5)
+        found = {k.invalidation_id for k in await discovery.scan()}
+        for _ in range(3):
+            found |= {k.invalidation_id for k in await discovery.scan()}
+    assert not found & set(history)
+    if ahead > 0:  # CloudFront's times are all sane to it: both seen at once
+        assert found == {running, fast}
+    else:  # all odd to it (in its future): what runs is still tracked, nothing invented
+        assert running in found
+
+
+async def test_a_clock_stepped_back_after_a_scan_invents_no_completion(
+    world: tuple[Emulator, ManualClock, str], tmp_path: Path
+) -> None:
+    emulator, clock, url = world
+    a = emulator.create_distribution().id
+    emulator.create_invalidation(a, ["/old"], duration=1)
+    clock.advance(3 * 3600)
+    recent = [emulator.create_invalidation(a, [f"/r{n}"], duration=1)[0].id for n in range(3)]
+    clock.advance(60)
+    stepped = 0.0
+    ours = Clock(wall=lambda: clock.now() - stepped, monotonic=clock.now)
+    async with poller_rig(url, tmp_path, POLICY, ours) as rig:
+        discovery = _discovery(rig, ours, lookback_seconds=6 * 3600)
+        assert await discovery.scan() == []  # all history
+        stepped = 2 * 3600  # now the recent ones lie in its future: odd, not sane
+        found = [k for _ in range(3) for k in await discovery.scan()]
+    assert not {k.invalidation_id for k in found} & set(recent)

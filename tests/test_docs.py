@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from monitor.config import Config, load_config
+from monitor.health import Health
 from monitor.metrics import Metrics, exported_metric_names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -259,7 +260,7 @@ def test_every_event_in_the_operations_table_is_emitted() -> None:
 def exported_series() -> dict[str, str]:
     """Exported name (counters with `_total`) -> type, for every family the daemon has."""
     metrics = Metrics()
-    metrics.watch(lambda: (), lambda: 0.0, lambda: True)
+    metrics.watch(lambda: (), lambda: 0.0, Health(interval_seconds=1, tick_seconds=1))
     families = {family.name: family.type for family in metrics.registry.collect()}
     assert set(families) == exported_metric_names()
     return {f"{name}_total" if kind == "counter" else name: kind for name, kind in families.items()}

@@ -96,14 +96,14 @@ def test_alive_until_the_scheduler_stalls() -> None:
 
 def test_discovery_failing_scan_after_scan_is_blindness() -> None:
     health = ready_health(Ticks(), tracked=0)
-    health.discovering("prod")
+    health.discovering("prod", 60)
     for _ in range(DISCOVERY_FAILURES - 1):
-        health.scanned("prod", complete=False)
+        health.scanned("prod", saw=False)
         assert health.ready()[0]
-    health.scanned("prod", complete=False)
+    health.scanned("prod", saw=False)
     ok, reason = health.ready()
     assert not ok and reason == "discovery of account prod failed 3 scans in a row"
-    health.scanned("prod", complete=True)
+    health.scanned("prod", saw=True)
     assert health.ready()[0]
 
 
@@ -126,7 +126,7 @@ def test_no_successful_call_for_five_minutes_with_something_to_call_is_blindness
 def test_discovery_alone_is_something_to_call() -> None:
     clock = Ticks()
     health = ready_health(clock, tracked=0)
-    health.discovering("default")
+    health.discovering("default", 60)
     clock.now += SILENCE_SECONDS
     assert not health.ready()[0]
 
@@ -141,3 +141,30 @@ def test_failing_writes_and_a_lost_state_file_are_blindness() -> None:
     assert health.ready() == (False, "state file lost: /var/lib/m/monitor.db was removed")
     health.written()
     assert not health.ready()[0]  # lost for good: the file written is not the one read
+
+
+def test_slow_settings_are_not_blindness() -> None:
+    clock = Ticks()
+    health = ready_health(clock)
+    health.interval_seconds = 600  # one look every ten minutes is configured
+    health.call_succeeded()
+    clock.now += 1000
+    assert health.silence_limit() == 1200
+    assert health.ready()[0]
+    health.discovering("prod", 3600)  # and a scan an hour
+    clock.now += 1000
+    assert health.ready()[0]
+    clock.now += 6000
+    assert health.ready() == (False, "no CloudFront call has succeeded for 8000s")
+
+
+def test_silence_is_measured_only_with_something_to_call() -> None:
+    clock = Ticks()
+    health = ready_health(clock, tracked=0)
+    clock.now += 1000
+    assert health.seconds_without_success() == 0
+    health.tracking(1)
+    assert health.seconds_without_success() == 1000  # since start: nothing ever succeeded
+    health.call_succeeded()
+    clock.now += 7
+    assert health.seconds_without_success() == 7

@@ -5,6 +5,7 @@ import time
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitor.health import Health
 from monitor.invalidation import Invalidation, Key
 from monitor.metrics import Metrics, exported_metric_names
 from monitor.transition import Transition
@@ -37,7 +38,7 @@ def test_state_gauges_are_derived_from_the_tracked_set() -> None:
         Invalidation(Key("EDIST2AAAAAA", "IDDDDDDDDDDD"), "config", None),  # not seen yet
     ]
     metrics = Metrics()
-    metrics.watch(lambda: states, lambda: 900.0, lambda: False)
+    metrics.watch(lambda: states, lambda: 900.0, Health(interval_seconds=20, tick_seconds=1))
     text = generate_latest(metrics.registry).decode()
     d1, d2 = {"distribution_id": "EDIST1AAAAAA"}, {"distribution_id": "EDIST2AAAAAA"}
     assert metric_value(text, "cloudfront_invalidations_in_progress", **d1) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -395,3 +396,56 @@ async def test_a_backlog_is_planned_again_once_it_has_about_drained(
     counts = [double.calls_by_id[i] for i in ids]
     assert max(counts) - min(counts) <= 1  # in turn (unsorted: 5 against 3)
     assert plans <= ticks / 3, (plans, ticks)  # about one pass per sweep, not one per tick
+
+
+async def test_poll_times_from_another_clock_never_postpone_a_look_past_an_interval(
+    moto: Moto, rig: Rig
+) -> None:
+    # Stored by a run whose steady clock had stepped an hour ahead (or by another host).
+    dist = moto.create_distribution()
+    key = Key(dist, moto.create_invalidation(dist))
+    await rig.store.add([key], "config")
+    [inv] = StateFile(rig.store.path).active()
+    future = time.time() + 3600
+    StateFile(rig.store.path).save_poll_times(
+        [inv._replace(last_polled=future, next_poll_at=future)]
+    )
+    await rig.poller.load()
+    await rig.until(lambda: any(i.status == "InProgress" for i in rig.poller.pairs()), ticks=50)
+
+
+class FailingCheckpoints:
+    """The real store, but its disk refuses the first checkpoint (as a full one would)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.refusals = 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def save_poll_times(self, invalidations: Any) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise OSError(28, "No space left on device")
+        await self._store.save_poll_times(invalidations)
+
+
+async def test_readiness_returns_once_a_checkpoint_is_written(
+    moto: Moto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recorder_module, "CHECKPOINT_SECONDS", 0.0)
+    failing: list[FailingCheckpoints] = []
+
+    def disk(store: Any) -> Any:
+        failing.append(FailingCheckpoints(store))
+        return failing[0]
+
+    async with poller_rig(moto.url, tmp_path, POLICY, store=disk) as rig:
+        rig.health.scheduling(True)
+        dist = moto.create_distribution()
+        await rig.store.add([Key(dist, moto.create_invalidation(dist))], "config")
+        await rig.poller.load()
+        await rig.until(lambda: failing[0].refusals == 0)
+        assert rig.health.ready()[1].startswith("state writes failing")
+        await rig.until(lambda: rig.health.is_ready())

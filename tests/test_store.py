@@ -175,13 +175,17 @@ def test_a_version_2_state_file_keeps_its_history_and_bounds_its_latencies(
     conn.executescript(
         "ALTER TABLE invalidations ADD COLUMN account TEXT NOT NULL DEFAULT 'default';"
         "UPDATE invalidations SET last_polled = 1700000030.0, create_time = 1700000000.0;"
+        "INSERT INTO invalidations (distribution_id, invalidation_id, source, added_at, status,"
+        " last_polled, last_error) VALUES ('EDFDVBD6EXAMPLE', 'IBBBBBBBBBBBBB', 'config', 1.0,"
+        " 'InProgress', 1700000040.0, 'Throttling');"
         "PRAGMA user_version = 2;"
     )
     conn.close()
     state = StateFile(path)
-    [inv] = state.all()
-    # Last polled in progress: that look bounds when it completed.
+    inv, failed = state.all()
+    # Last polled in progress: that look bounds when it completed; a failed look saw nothing.
     assert inv.seen_in_progress_at == 1_700_000_030.0
+    assert failed.key == B and failed.seen_in_progress_at is None
     [entry] = state.history()
     assert entry.latency_uncertainty_seconds is None
     assert state.discovery_marks("default") == {}
@@ -304,9 +308,12 @@ def test_poll_times_are_saved_only_where_the_state_is_unchanged(tmp_path: Path) 
     [inv] = state.active()
     running = observe(inv, seen("InProgress", 100.0, 110.0), POLICY).invalidation
     state.apply([observe(inv, seen("InProgress", 100.0, 110.0), POLICY)])
-    state.save_poll_times([running._replace(last_polled=130.0, next_poll_at=150.0)])
+    state.save_poll_times(
+        [running._replace(last_polled=130.0, next_poll_at=150.0, seen_in_progress_at=T0 + 130)]
+    )
     [row] = state.active()
     assert (row.last_polled, row.next_poll_at) == (130.0, 150.0)
+    assert row.seen_in_progress_at == T0 + 130
     # Moved to another account, or the row holds another state (tracked afresh, say):
     # the times polled under the old word are dropped.
     state.save_poll_times(
@@ -329,3 +336,17 @@ def test_poll_times_are_saved_only_where_the_state_is_unchanged(tmp_path: Path) 
     state.save_poll_times([running._replace(create_time=create_time + 0.001, last_polled=250.0)])
     assert state.active()[0].last_polled == 230.0
     state.close()
+
+
+def test_a_second_daemon_is_refused_even_with_the_lock_file_gone(tmp_path: Path) -> None:
+    first = DaemonLock(tmp_path / "state" / "m.db")
+    first.acquire()
+    try:
+        first.path.unlink()  # the state directory cleaned out under the daemon
+        with pytest.raises(StoreError, match="in use by another daemon"):
+            DaemonLock(tmp_path / "state" / "m.db").acquire()
+    finally:
+        first.release()
+    again = DaemonLock(tmp_path / "state" / "m.db")
+    again.acquire()  # released: free again
+    again.release()

@@ -26,8 +26,11 @@ POLICY = Policy(interval_seconds=20, max_failures=3, stuck_after_seconds=900)
 NEW = Invalidation(key=KEY, source="config")
 
 
-def seen(status: str, at: float, created: float | None = T0 + 1000.0) -> Observation:
-    return Observation(status=status, create_time=created, observed_at=at, polled_at=at)
+def seen(
+    status: str, at: float, created: float | None = T0 + 1000.0, polled: float | None = None
+) -> Observation:
+    """Seen at `at` on the wall clock; `polled` on the steady clock, by default the same."""
+    return Observation(status, created, observed_at=at, polled_at=at if polled is None else polled)
 
 
 def test_first_observation_in_progress_records_entry_without_latency() -> None:
@@ -246,3 +249,27 @@ def test_a_failure_is_a_change_until_it_repeats_itself() -> None:
     assert counted.changed  # a permanent failure counts towards giving up
     recovered = observe(again.invalidation, seen("InProgress", T0 + 1090.0), POLICY)
     assert recovered.changed  # the error is cleared
+
+
+def test_a_suspend_between_two_looks_widens_the_uncertainty_as_it_does_the_latency() -> None:
+    # The host slept an hour: the wall clock moved, the monotonic one did not.
+    running = observe(NEW, seen("InProgress", T0 + 1010.0), POLICY).invalidation
+    done = observe(running, seen("Completed", T0 + 4630.0, polled=T0 + 1030.0), POLICY)
+    assert done.transition is not None
+    assert done.transition.latency_seconds == 3630.0
+    assert done.transition.latency_uncertainty_seconds == 3620.0
+    assert POLICY.unmeasured(done.transition) == UNCERTAIN
+    # Cadence, though, is the steady clock's: the next look is an interval after the look.
+    again = observe(running, seen("InProgress", T0 + 4630.0, polled=T0 + 1030.0), POLICY)
+    assert (again.invalidation.last_polled, again.invalidation.next_poll_at) == (
+        T0 + 1030.0,
+        T0 + 1050.0,
+    )
+
+
+def test_a_clock_that_went_back_between_two_looks_leaves_only_the_creation_as_a_bound() -> None:
+    running = observe(NEW, seen("InProgress", T0 + 1050.0), POLICY).invalidation
+    done = observe(running, seen("Completed", T0 + 1030.0, polled=T0 + 1070.0), POLICY)
+    assert done.transition is not None
+    assert done.transition.latency_seconds == 30.0
+    assert done.transition.latency_uncertainty_seconds == 30.0

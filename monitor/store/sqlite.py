@@ -10,6 +10,7 @@ logged.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import hashlib
 import json
@@ -33,10 +34,11 @@ _MIGRATIONS = {
     # Version 1 had no `account` column (every row was the one account).
     1: ("ALTER TABLE invalidations ADD COLUMN account TEXT NOT NULL DEFAULT 'default'",),
     # Version 2 kept no latency uncertainty: a pair last seen in progress was seen so at
-    # its last poll.
+    # its last poll, unless that poll failed.
     2: (
         "ALTER TABLE invalidations ADD COLUMN seen_in_progress_at REAL",
-        "UPDATE invalidations SET seen_in_progress_at = last_polled WHERE status = 'InProgress'",
+        "UPDATE invalidations SET seen_in_progress_at = last_polled"
+        " WHERE status = 'InProgress' AND last_error IS NULL",
         "ALTER TABLE transitions ADD COLUMN latency_uncertainty_seconds REAL",
         "CREATE TABLE discovery_marks (account TEXT NOT NULL, distribution_id TEXT NOT NULL,"
         " newest_create_time REAL NOT NULL, PRIMARY KEY (account, distribution_id))"
@@ -581,9 +583,10 @@ class DaemonLock:
     locking keeps their short transactions safe beside the daemon.
 
     Two locks: a lock file beside the state file, and a name in the abstract socket
-    namespace derived from the state file's path. The file lock holds across network
-    namespaces (containers on a shared volume); the name holds when the lock file is
-    deleted with the state directory, which would let a second daemon take a fresh one.
+    namespace derived from the state file's path and file system. The file lock holds
+    across network namespaces (containers on a shared volume); the name holds when the
+    lock file is deleted with the state directory, which would let a second daemon take a
+    fresh one.
     """
 
     def __init__(self, state_path: str | Path) -> None:
@@ -592,34 +595,54 @@ class DaemonLock:
         # through a symlink must find the same lock, not a fresh one of its own.
         real = os.path.realpath(state_path)
         self.path = Path(f"{real}.lock")
-        digest = hashlib.sha256(real.encode()).hexdigest()[:32]
-        self._name = f"\0cloudfront-invalidation-monitor/{digest}"
+        self._real = real
         self._file: Any = None
         self._socket: socket.socket | None = None
 
     def acquire(self) -> None:
         import fcntl
 
-        held = self._in_use()
-        try:
-            claim = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-            claim.bind(self._name)
-        except OSError:
-            claim.close()
-            raise held from None
+        claim = self._claim_name()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             handle = open(self.path, "a+")  # noqa: SIM115 - held for the daemon's lifetime
         except OSError as error:
-            claim.close()
+            if claim is not None:
+                claim.close()
             raise StoreError(f"state lock {self.path}: {error.strerror}") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.close()
-            claim.close()
-            raise held from None
+            if claim is not None:
+                claim.close()
+            raise self._in_use() from None
         self._file, self._socket = handle, claim
+
+    def _claim_name(self) -> socket.socket | None:
+        """The abstract name, or None where there are none to be had (a sandbox without
+        AF_UNIX): the lock file alone then."""
+        # The file system too: the same path on another mount (another container's
+        # volume) is another state file.
+        parent = Path(self._real).parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        where = f"{os.stat(parent).st_dev}:{self._real}"
+        name = (
+            "\0cloudfront-invalidation-monitor/" + hashlib.sha256(where.encode()).hexdigest()[:32]
+        )
+        try:
+            claim = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            claim.bind(name)
+        except OSError as error:
+            claim.close()
+            if error.errno == errno.EADDRINUSE:
+                raise self._in_use() from None
+            return None
+        return claim
 
     def _in_use(self) -> StoreError:
         return StoreError(

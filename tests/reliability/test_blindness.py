@@ -110,11 +110,12 @@ def test_one_odd_listing_does_not_blind_discovery_of_the_others(
         wait_for(
             lambda: any(e["invalidation_id"] == fine for e in daemon.events("invalidation_tracked"))
         )
-        unready_because(daemon, "discovery of account default failed 3 scans in a row")
+        wait_for(lambda: (metric_value(daemon.metrics(), SCANS, outcome="partial") or 0) >= 3)
         text = daemon.metrics()
         assert (metric_value(text, ODD, kind="unreadable") or 0) >= 3
         assert (metric_value(text, ODD, kind="bad_id") or 0) >= 2
-        assert (metric_value(text, SCANS, outcome="partial") or 0) >= 3
+        # One distribution it cannot list is a ticket (DiscoveryPartial), not blindness.
+        assert readiness(daemon) == (200, "ready\n")
         # Counted every time, logged once per subject.
         logged = [(e["kind"], e["subject"]) for e in daemon.events("odd_answer")]
         assert len(logged) == len(set(logged))

@@ -64,6 +64,21 @@ def test_outcome_for_an_untracked_pair_is_dropped(tmp_path: Path) -> None:
     assert state.history() == []
 
 
+def test_untracking_a_pair_keeps_its_recorded_transitions(tmp_path: Path) -> None:
+    state = StateFile(tmp_path / "m.db")
+    state.add([A, B], "config")
+    for inv in state.active():
+        started = observe(inv, seen("InProgress", 100.0, 110.0), POLICY)
+        state.apply([started])
+        state.apply([observe(started.invalidation, seen("Completed", 100.0, 170.0), POLICY)])
+    before = state.history()
+    assert len(before) == 4
+    assert state.remove(A)
+    assert [inv.key for inv in state.all()] == [B]
+    assert state.history() == before
+    state.close()
+
+
 async def test_change_by_another_connection_is_noticed(tmp_path: Path) -> None:
     store = await SqliteStore.open(tmp_path / "m.db")
     try:

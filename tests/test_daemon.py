@@ -6,6 +6,8 @@ import signal
 import time
 from pathlib import Path
 
+import yaml
+
 from tests.support import Daemon, Moto, free_port, http_get, metric_value, wait_for, write_config
 
 
@@ -132,6 +134,23 @@ def test_second_daemon_on_same_state_exits_non_zero(moto: Moto, tmp_path: Path) 
         assert len(err.strip().splitlines()) == 1
     finally:
         first.stop(signal.SIGKILL)
+
+
+def test_an_aws_profile_refused_at_start_up_is_a_config_error(moto: Moto, tmp_path: Path) -> None:
+    # The config file parses; only botocore, making the client, finds no such profile
+    # (AWS_CONFIG_FILE is an empty file here). Exit 78 keeps systemd from restarting it.
+    config = config_for(tmp_path, moto, [])
+    settings = yaml.safe_load(config.read_text())
+    settings["aws"]["profile"] = "no-such-profile"
+    config.write_text(yaml.safe_dump(settings))
+    daemon = Daemon(config)
+    try:
+        assert daemon.proc.wait(30) == 78
+        [line] = daemon.stderr().splitlines()  # one line, no traceback
+        assert line.startswith("cloudfront-invalidation-monitor: config error: aws: ")
+        assert "no-such-profile" in line
+    finally:
+        daemon.stop(signal.SIGKILL)
 
 
 def test_sighup_reloads_a_valid_config_and_refuses_an_invalid_one(

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import signal
 import time
+from contextlib import closing
 from pathlib import Path
 
 import yaml
 
+from monitor import cli
+from monitor.store.sqlite import StateFile
 from tests.support import Daemon, Moto, free_port, http_get, metric_value, wait_for, write_config
 
 
@@ -99,17 +102,21 @@ def test_daemon_end_to_end_and_restart_records_nothing_twice(moto: Moto, tmp_pat
     assert again.events("invalidation_tracked") == []
 
 
+def run_until_first_transition(config: Path) -> None:
+    daemon = Daemon(config)
+    try:
+        daemon.wait_ready()
+        wait_for(lambda: daemon.events("invalidation_transition"))
+        assert daemon.stop() == 0
+    finally:
+        daemon.stop(signal.SIGKILL)
+
+
 def test_restart_mid_flight_completes_with_latency_once(moto: Moto, tmp_path: Path) -> None:
     dist = moto.create_distribution()
     inv = moto.create_invalidation(dist)
     config = config_for(tmp_path, moto, [(dist, inv)])
-    first = Daemon(config)
-    try:
-        first.wait_ready()
-        wait_for(lambda: first.events("invalidation_transition"))
-        assert first.stop() == 0
-    finally:
-        first.stop(signal.SIGKILL)
+    run_until_first_transition(config)
     moto.set_status(dist, inv, "Completed")  # completes while the daemon is down
     second = Daemon(config)
     try:
@@ -120,6 +127,37 @@ def test_restart_mid_flight_completes_with_latency_once(moto: Moto, tmp_path: Pa
         assert second.stop() == 0
     finally:
         second.stop(signal.SIGKILL)
+
+
+def test_a_config_pair_untracked_and_tracked_again_is_not_recorded_twice(
+    moto: Moto, tmp_path: Path
+) -> None:
+    # `untrack` keeps the history, but the config still lists the pair: the restarted
+    # daemon tracks it afresh (status unknown) and sees it in progress once more. Only
+    # the transition table's uniqueness keeps that sighting from being recorded again.
+    dist = moto.create_distribution()
+    inv = moto.create_invalidation(dist)
+    config = config_for(tmp_path, moto, [(dist, inv)])
+    state = str(tmp_path / "state" / "monitor.db")
+    run_until_first_transition(config)
+    assert cli.main(["untrack", "--state", state, "--distribution-id", dist, "--id", inv]) == 0
+
+    second = Daemon(config)
+    in_progress = "cloudfront_invalidations_in_progress"
+    try:
+        second.wait_ready()
+        wait_for(lambda: second.events("invalidation_tracked"))
+        wait_for(lambda: metric_value(second.metrics(), in_progress, distribution_id=dist) == 1)
+        moto.set_status(dist, inv, "Completed")
+        wait_for(lambda: second.events("invalidation_transition"))
+        assert second.stop() == 0
+    finally:
+        second.stop(signal.SIGKILL)
+    moves = [(m["from_status"], m["to_status"]) for m in second.events("invalidation_transition")]
+    assert moves == [("InProgress", "Completed")]
+    with closing(StateFile(state)) as recorded:
+        history = [(t.from_status, t.to_status) for t in recorded.history()]
+    assert history == [(None, "InProgress"), ("InProgress", "Completed")]
 
 
 def test_second_daemon_on_same_state_exits_non_zero(moto: Moto, tmp_path: Path) -> None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
+import aioboto3
 import pytest
 from prometheus_client import generate_latest
 
-from monitor.cloudfront import ApiError, open_cloudfront
+from monitor.cloudfront import ApiError, CloudFront, client_config, open_cloudfront
 from monitor.config import AwsConfig
 from monitor.invalidation import Key
 from monitor.metrics import Metrics
+from monitor.ratelimit import TokenBucket
 from tests.support import Moto, ScriptedCloudFront, metric_value, observer, serve_scripted
 
 
@@ -107,3 +110,64 @@ async def test_request_rate_never_exceeds_the_ceiling_retries_included() -> None
     for i in range(len(t)):
         for j in range(i + 1, len(t)):
             assert j - i + 1 <= rate + rate * (t[j] - t[i]) + 2, (i, j, t[j] - t[i])
+
+
+class CountingBucket(TokenBucket):
+    """The real token bucket, counting the reservations the client asks it for."""
+
+    reserved = 0
+
+    def reserve(self, now: float | None = None) -> float:
+        self.reserved += 1
+        return super().reserve(now)
+
+
+async def until(condition: Callable[[], bool], seconds: float) -> None:
+    """Let the event loop run until `condition` holds, for `seconds` at least."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+
+
+async def test_past_the_burst_no_request_leaves_before_the_ceiling_allows_it() -> None:
+    # The bucket's clock stands still, so the burst is all it will ever hand out: every
+    # request past it is told to wait 100 s or more, longer than this test lives. The
+    # server must see exactly the burst, however slow the machine; without the limiter
+    # it sees every request.
+    burst, wanted = 3, 8
+    server = ScriptedCloudFront()
+    bucket = CountingBucket(rate=0.01, burst=burst, clock=lambda: 0.0)
+    keys = [Key("EDIST1AAAAAA", f"I{n:011d}") for n in range(wanted)]
+    aws = AwsConfig(retry_mode="standard", max_attempts=1)
+    async with serve_scripted(server) as url:
+        session = aioboto3.Session()
+        async with session.client(
+            "cloudfront",
+            region_name=aws.region,
+            endpoint_url=url,
+            config=client_config(aws, wanted),
+        ) as client:
+            cf = CloudFront(client, asyncio.Semaphore(wanted), bucket)
+            calls = [asyncio.create_task(cf.get_invalidation(key)) for key in keys]
+
+            def answered() -> int:
+                return sum(call.done() for call in calls)
+
+            try:
+                # Every request has asked for its token and the burst has been answered
+                # (or, without the limiter, more than the burst arrived).
+                await until(
+                    lambda: (
+                        server.calls > burst or (bucket.reserved == wanted and answered() == burst)
+                    ),
+                    15.0,
+                )
+                # A request let through reaches the loopback server well within this.
+                await until(lambda: server.calls > burst, 0.5)
+                assert server.calls == burst
+                assert answered() == burst
+            finally:
+                for call in calls:
+                    call.cancel()
+                await asyncio.gather(*calls, return_exceptions=True)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import signal
 import time
+from contextlib import closing
 from pathlib import Path
 
+import yaml
+
+from monitor import cli
+from monitor.store.sqlite import StateFile
 from tests.support import Daemon, Moto, free_port, http_get, metric_value, wait_for, write_config
 
 
@@ -97,17 +102,21 @@ def test_daemon_end_to_end_and_restart_records_nothing_twice(moto: Moto, tmp_pat
     assert again.events("invalidation_tracked") == []
 
 
+def run_until_first_transition(config: Path) -> None:
+    daemon = Daemon(config)
+    try:
+        daemon.wait_ready()
+        wait_for(lambda: daemon.events("invalidation_transition"))
+        assert daemon.stop() == 0
+    finally:
+        daemon.stop(signal.SIGKILL)
+
+
 def test_restart_mid_flight_completes_with_latency_once(moto: Moto, tmp_path: Path) -> None:
     dist = moto.create_distribution()
     inv = moto.create_invalidation(dist)
     config = config_for(tmp_path, moto, [(dist, inv)])
-    first = Daemon(config)
-    try:
-        first.wait_ready()
-        wait_for(lambda: first.events("invalidation_transition"))
-        assert first.stop() == 0
-    finally:
-        first.stop(signal.SIGKILL)
+    run_until_first_transition(config)
     moto.set_status(dist, inv, "Completed")  # completes while the daemon is down
     second = Daemon(config)
     try:
@@ -118,6 +127,37 @@ def test_restart_mid_flight_completes_with_latency_once(moto: Moto, tmp_path: Pa
         assert second.stop() == 0
     finally:
         second.stop(signal.SIGKILL)
+
+
+def test_a_config_pair_untracked_and_tracked_again_is_not_recorded_twice(
+    moto: Moto, tmp_path: Path
+) -> None:
+    # `untrack` keeps the history, but the config still lists the pair: the restarted
+    # daemon tracks it afresh (status unknown) and sees it in progress once more. Only
+    # the transition table's uniqueness keeps that sighting from being recorded again.
+    dist = moto.create_distribution()
+    inv = moto.create_invalidation(dist)
+    config = config_for(tmp_path, moto, [(dist, inv)])
+    state = str(tmp_path / "state" / "monitor.db")
+    run_until_first_transition(config)
+    assert cli.main(["untrack", "--state", state, "--distribution-id", dist, "--id", inv]) == 0
+
+    second = Daemon(config)
+    in_progress = "cloudfront_invalidations_in_progress"
+    try:
+        second.wait_ready()
+        wait_for(lambda: second.events("invalidation_tracked"))
+        wait_for(lambda: metric_value(second.metrics(), in_progress, distribution_id=dist) == 1)
+        moto.set_status(dist, inv, "Completed")
+        wait_for(lambda: second.events("invalidation_transition"))
+        assert second.stop() == 0
+    finally:
+        second.stop(signal.SIGKILL)
+    moves = [(m["from_status"], m["to_status"]) for m in second.events("invalidation_transition")]
+    assert moves == [("InProgress", "Completed")]
+    with closing(StateFile(state)) as recorded:
+        history = [(t.from_status, t.to_status) for t in recorded.history()]
+    assert history == [(None, "InProgress"), ("InProgress", "Completed")]
 
 
 def test_second_daemon_on_same_state_exits_non_zero(moto: Moto, tmp_path: Path) -> None:
@@ -132,6 +172,23 @@ def test_second_daemon_on_same_state_exits_non_zero(moto: Moto, tmp_path: Path) 
         assert len(err.strip().splitlines()) == 1
     finally:
         first.stop(signal.SIGKILL)
+
+
+def test_an_aws_profile_refused_at_start_up_is_a_config_error(moto: Moto, tmp_path: Path) -> None:
+    # The config file parses; only botocore, making the client, finds no such profile
+    # (AWS_CONFIG_FILE is an empty file here). Exit 78 keeps systemd from restarting it.
+    config = config_for(tmp_path, moto, [])
+    settings = yaml.safe_load(config.read_text())
+    settings["aws"]["profile"] = "no-such-profile"
+    config.write_text(yaml.safe_dump(settings))
+    daemon = Daemon(config)
+    try:
+        assert daemon.proc.wait(30) == 78
+        [line] = daemon.stderr().splitlines()  # one line, no traceback
+        assert line.startswith("cloudfront-invalidation-monitor: config error: aws: ")
+        assert "no-such-profile" in line
+    finally:
+        daemon.stop(signal.SIGKILL)
 
 
 def test_sighup_reloads_a_valid_config_and_refuses_an_invalid_one(

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import math
 import time
+from types import SimpleNamespace
 
+import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitor import metrics as metrics_module
 from monitor.health import Health
 from monitor.invalidation import Invalidation, Key
 from monitor.metrics import Metrics, exported_metric_names
@@ -64,6 +68,30 @@ def test_state_gauges_are_derived_from_the_tracked_set() -> None:
         )
         is None
     )
+
+
+def test_stuck_counts_only_those_in_progress_for_longer_than_the_threshold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = 1_800_000_000.0
+    monkeypatch.setattr(metrics_module, "time", SimpleNamespace(time=lambda: now))
+    states = [  # one exactly at the threshold, one a hair past it
+        Invalidation(Key("EDIST1AAAAAA", "IAAAAAAAAAAA"), "config", "InProgress", now - 900.0),
+        Invalidation(
+            Key("EDIST2AAAAAA", "IBBBBBBBBBBB"),
+            "config",
+            "InProgress",
+            math.nextafter(now - 900.0, 0.0),
+        ),
+    ]
+    metrics = Metrics()
+    metrics.watch(lambda: states, lambda: 900.0, Health(interval_seconds=20, tick_seconds=1))
+    text = generate_latest(metrics.registry).decode()
+    at, past = {"distribution_id": "EDIST1AAAAAA"}, {"distribution_id": "EDIST2AAAAAA"}
+    assert metric_value(text, "cloudfront_invalidations_in_progress", **at) == 1
+    assert metric_value(text, "cloudfront_invalidations_in_progress", **past) == 1
+    assert metric_value(text, "cloudfront_invalidations_stuck", **at) == 0
+    assert metric_value(text, "cloudfront_invalidations_stuck", **past) == 1
 
 
 def test_transition_counts_and_latency_histogram() -> None:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from monitor.invalidation import Invalidation, Key
+from monitor.invalidation import STATE_FIELDS, Invalidation, Key
 from monitor.store import StoreError
 from monitor.store import sqlite as store
 from monitor.store.sqlite import DaemonLock, SqliteStore, StateFile
-from monitor.transition import Observation, Policy, fail, observe
+from monitor.transition import Observation, Policy, Result, Transition, fail, observe
 
 POLICY = Policy(interval_seconds=20, max_failures=3, stuck_after_seconds=900)
 A = Key("EDFDVBD6EXAMPLE", "I2J0I21PCUYOIK")
@@ -64,6 +65,21 @@ def test_outcome_for_an_untracked_pair_is_dropped(tmp_path: Path) -> None:
     assert state.history() == []
 
 
+def test_untracking_a_pair_keeps_its_recorded_transitions(tmp_path: Path) -> None:
+    state = StateFile(tmp_path / "m.db")
+    state.add([A, B], "config")
+    for inv in state.active():
+        started = observe(inv, seen("InProgress", 100.0, 110.0), POLICY)
+        state.apply([started])
+        state.apply([observe(started.invalidation, seen("Completed", 100.0, 170.0), POLICY)])
+    before = state.history()
+    assert len(before) == 4
+    assert state.remove(A)
+    assert [inv.key for inv in state.all()] == [B]
+    assert state.history() == before
+    state.close()
+
+
 async def test_change_by_another_connection_is_noticed(tmp_path: Path) -> None:
     store = await SqliteStore.open(tmp_path / "m.db")
     try:
@@ -98,29 +114,66 @@ def test_second_daemon_on_the_same_state_file_is_refused(tmp_path: Path) -> None
     DaemonLock(tmp_path / "m.db").acquire()  # free again once released
 
 
-def test_invalidation_round_trips_every_field(tmp_path: Path) -> None:
-    state = StateFile(tmp_path / "m.db")
-    state.add([A], "cli")
-    [inv] = state.active()
+def every_field_set(key: Key) -> Invalidation:
+    """A pair with no field at its default, so that a field the store drops shows."""
     full = Invalidation(
-        key=A,
+        key=key,
         source="cli",
-        status="InProgress",
+        status="Completed",
         create_time=1.5,
         first_seen=2.5,
         last_polled=3.5,
-        completed_at=None,
+        completed_at=4.5,
         failures=2,
         last_error="AccessDenied",
-        gave_up=False,
+        gave_up=True,
         stuck=True,
         next_poll_at=9.5,
+        account="prod",
+        seen_in_progress_at=5.5,
     )
-    from monitor.transition import Result
+    at_default = [n for n, d in Invalidation._field_defaults.items() if getattr(full, n) == d]
+    assert at_default == [], f"give these fields a value other than the default: {at_default}"
+    return full
 
+
+def test_invalidation_round_trips_every_field(tmp_path: Path) -> None:
+    state = StateFile(tmp_path / "m.db")
+    full = every_field_set(A)
+    state.add([A], full.source, account=full.account)
     state.apply([Result(invalidation=full)])
-    assert state.active() == [full]
-    assert inv.status is None
+    [read] = state.all()
+    assert read._asdict() == full._asdict()  # every one of Invalidation._fields
+    state.close()
+
+
+def test_a_checkpoint_saves_the_poll_times_of_a_pair_with_every_field_set(
+    tmp_path: Path,
+) -> None:
+    state = StateFile(tmp_path / "m.db")
+    full = every_field_set(A)
+    state.add([A], full.source, account=full.account)
+    state.apply([Result(invalidation=full)])
+    # The checkpoint writes the poll times: every field but the key and the state.
+    times = [name for name in Invalidation._fields if name != "key" and name not in STATE_FIELDS]
+    polled = full._replace(**{name: getattr(full, name) + 10.0 for name in times})
+    state.save_poll_times([polled])
+    [read] = state.all()
+    assert read._asdict() == polled._asdict()
+    state.close()
+
+
+def test_a_transition_round_trips_every_field(tmp_path: Path) -> None:
+    state = StateFile(tmp_path / "m.db")
+    state.add([A], "config")
+    [inv] = state.active()
+    moved = Transition(A, "InProgress", "Completed", T0 + 170.25, T0 + 100.5, 69.75, 20.5)
+    unset = [f.name for f in dataclasses.fields(Transition) if getattr(moved, f.name) is None]
+    assert unset == [], f"give these fields a value: {unset}"
+    state.apply([Result(inv._replace(status="Completed"), transition=moved)])
+    [read] = state.history()
+    assert dataclasses.asdict(read) == dataclasses.asdict(moved)
+    state.close()
 
 
 V1_SCHEMA = """
@@ -215,8 +268,6 @@ def test_moving_a_pair_gives_it_a_fresh_start_under_the_new_account(tmp_path: Pa
     failed = Invalidation(
         A, "config", failures=3, last_error="AccessDenied", gave_up=True, next_poll_at=50.0
     )
-    from monitor.transition import Result
-
     state.apply([Result(failed)])
     assert state.active() == []
     state.add([A], "config", now=60.0, account="prod", rehome=True)

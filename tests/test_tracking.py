@@ -14,6 +14,7 @@ import pytest
 from monitor import cli
 from monitor.store.sqlite import StateFile
 from monitor.table import render
+from monitor.transition import Observation, Policy, observe
 from tests.support import Daemon, Moto, free_port, wait_for, write_config
 
 D, INV = "EDFDVBD6EXAMPLE", "I2J0I21PCUYOIK"
@@ -67,11 +68,33 @@ def test_untrack_keeps_history_and_says_when_nothing_was_tracked(
 ) -> None:
     state = str(tmp_path / "m.db")
     cli.main(["track", "--state", state, "--distribution-id", D, "--id", INV])
+    record_start_and_completion(state)  # as the daemon would
     assert cli.main(["untrack", "--state", state, "--distribution-id", D, "--id", INV]) == 0
     assert cli.main(["untrack", "--state", state, "--distribution-id", D, "--id", INV]) == 1
     err = capsys.readouterr().err
     assert err == f"cloudfront-invalidation-monitor untrack: {D} {INV} is not tracked\n"
     assert StateFile(state).all() == []
+    assert cli.main(["history", "--state", state, "--output", "json"]) == 0
+    moves = json.loads(capsys.readouterr().out)
+    assert [(m["invalidation_id"], m["from_status"], m["to_status"]) for m in moves] == [
+        (INV, None, "InProgress"),
+        (INV, "InProgress", "Completed"),
+    ]
+
+
+def record_start_and_completion(path: str) -> None:
+    policy = Policy(interval_seconds=20, max_failures=3, stuck_after_seconds=900)
+    state = StateFile(path)
+    try:
+        [tracked] = state.active()
+        created, seen_at, done_at = 1_700_000_000.0, 1_700_000_010.0, 1_700_000_070.0
+        started = observe(tracked, Observation("InProgress", created, seen_at, seen_at), policy)
+        done = observe(
+            started.invalidation, Observation("Completed", created, done_at, done_at), policy
+        )
+        assert len(state.apply([started]).transitions + state.apply([done]).transitions) == 2
+    finally:
+        state.close()
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -169,6 +170,17 @@ def test_stuck_is_reported_once_when_crossing_threshold() -> None:
     assert crossed.became_stuck and crossed.invalidation.stuck
     later = observe(crossed.invalidation, seen("InProgress", T0 + 2500.0), POLICY)
     assert not later.became_stuck and later.invalidation.stuck
+
+
+def test_stuck_means_in_progress_for_longer_than_the_threshold() -> None:
+    # docs/configuration.md: "in progress longer than this counts as stuck". Created at
+    # T0 + 1000, threshold 900.
+    running = observe(NEW, seen("InProgress", T0 + 1500.0), POLICY).invalidation
+    at_threshold = observe(running, seen("InProgress", T0 + 1900.0), POLICY)
+    assert not at_threshold.became_stuck and not at_threshold.invalidation.stuck
+    past = math.nextafter(T0 + 1900.0, math.inf)
+    just_past = observe(running, seen("InProgress", past), POLICY)
+    assert just_past.became_stuck and just_past.invalidation.stuck
 
 
 def test_permanent_errors_give_up_after_max_failures() -> None:

@@ -18,6 +18,15 @@ from tests.support import distribution_config, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PATHS = ["/index.html", "/img/*"]
+# More invalidations, for `--output table`: each one's widest path sets the table's width,
+# and the two-column sections (CallerReference is 15 characters) are scaled to it by a
+# ratio that round() leaves a column too wide (53 characters), too narrow (55), or the
+# table is wider than the 80 columns of a pipe and turned on its side (72).
+WIDE_PATHS = {
+    "ROUNDED_UP": "/assets/js/vendors~main.3f8a9c1b7e2d4f6a0b5c.chunk.js",
+    "ROUNDED_DOWN": "/static/media/hero-banner-2560x1440.8d1e5a3c9b7f01.webp",
+    "ON_ITS_SIDE": "/downloads/releases/2026/11/cloudfront-invalidation-monitor-1.4.0.tar.gz",
+}
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,7 @@ class World:
     distribution_id: str
     invalidation_id: str
     workdir: Path
+    wide: dict[str, str]  # WIDE_PATHS' names -> invalidation IDs
 
 
 @dataclass(frozen=True)
@@ -51,17 +61,26 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         )
         dist = client.create_distribution(DistributionConfig=distribution_config("awscompat-tests"))
         dist_id = dist["Distribution"]["Id"]
-        inv = client.create_invalidation(
-            DistributionId=dist_id,
-            InvalidationBatch={
-                "Paths": {"Quantity": len(PATHS), "Items": PATHS},
-                "CallerReference": "cli-example",
-            },
-        )
+
+        def invalidate(paths: list[str], reference: str) -> str:
+            answer = client.create_invalidation(
+                DistributionId=dist_id,
+                InvalidationBatch={
+                    "Paths": {"Quantity": len(paths), "Items": paths},
+                    "CallerReference": reference,
+                },
+            )
+            return str(answer["Invalidation"]["Id"])
+
+        inv = invalidate(PATHS, "cli-example")
+        wide = {
+            name: invalidate(["/index.html", path], f"deploy-2026113{n}")
+            for n, (name, path) in enumerate(WIDE_PATHS.items())
+        }
         workdir = tmp_path_factory.mktemp("awscompat")
         (workdir / "config").write_text("")
         (workdir / "credentials").write_text("")
-        yield World(endpoint, dist_id, inv["Invalidation"]["Id"], workdir)
+        yield World(endpoint, dist_id, inv, workdir, wide)
     finally:
         server.stop()
 

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 # name -> (command, arguments); {E}, {D}, {I}, {W} are the endpoint, distribution id,
-# invalidation id and working directory.
+# invalidation id and working directory; {ROUNDED_UP} and the others of WIDE_PATHS, the
+# IDs of those invalidations.
 GET = "get-invalidation"
 TENANT = "get-invalidation-for-distribution-tenant"
 TARGET = ["--endpoint-url", "{E}", "--distribution-id", "{D}", "--id", "{I}"]
@@ -26,6 +27,11 @@ CASES: dict[str, tuple[str, list[str]]] = {
         GET,
         ["--output", "text", "--endpoint-url", "{E}", "--id", "{I}", "--distribution-id", "{D}"],
     ),
+    # Column widths that round() leaves one too wide, one too narrow, and a table wider
+    # than the terminal (conftest.WIDE_PATHS).
+    "table-rounded-up": (GET, [*TARGET[:-1], "{ROUNDED_UP}", "--output", "table"]),
+    "table-rounded-down": (GET, [*TARGET[:-1], "{ROUNDED_DOWN}", "--output", "table"]),
+    "table-on-its-side": (GET, [*TARGET[:-1], "{ON_ITS_SIDE}", "--output", "table"]),
     "query-json": (GET, [*TARGET, "--query", "Invalidation.Status"]),
     "query-text-list": (
         GET,
@@ -130,6 +136,7 @@ def _expand(args: list[str], world: Any) -> list[str]:
         "D": world.distribution_id,
         "I": world.invalidation_id,
         "W": world.workdir,
+        **world.wide,
     }
     return [arg.format(**values) for arg in args]
 

@@ -8,22 +8,22 @@ attempt (retries included) by outcome.
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from aiobotocore.config import AioConfig
+from botocore import xform_name
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.parsers import ResponseParserError
 
-from monitor import __version__
+from monitor import __version__, attempts
+from monitor.attempts import refusal
 from monitor.clock import Clock
 from monitor.config import AccountConfig, AwsConfig, Config
 from monitor.credentials import AssumeRoleError, session_for
 from monitor.invalidation import DEFAULT_ACCOUNT, RESOURCE_ID, Key
-from monitor.outcome import classify
 from monitor.ratelimit import TokenBucket
 from monitor.transition import Observation
 
@@ -112,7 +112,9 @@ class CloudFront:
             outcome = "network_error"
         else:
             parsed = kwargs.get("parsed_response") or {}
-            outcome = classify(response.get("status_code"), parsed.get("Error", {}).get("Code"))
+            outcome = attempts.outcome(
+                response.get("status_code"), parsed.get("Error", {}).get("Code")
+            )
             if outcome == "throttled":
                 self._ceiling.throttled()
         self._observer.attempt(self.account, operation, outcome)
@@ -211,7 +213,7 @@ class CloudFront:
         )
 
     async def _call(self, operation: str, subject: str = "", **params: Any) -> dict[str, Any]:
-        method = getattr(self._client, _snake(operation))
+        method = getattr(self._client, xform_name(operation))
         started = time.perf_counter()
         ok = False
         try:
@@ -221,10 +223,7 @@ class CloudFront:
                 answer: dict[str, Any] = await method(**params)
             ok = True
         except ClientError as error:
-            err = error.response.get("Error", {})
-            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            code = err.get("Code") or "Unknown"
-            raise ApiError(code, classify(status, code), err.get("Message", "")) from None
+            raise ApiError(*refusal(error)) from None
         except ResponseParserError as error:
             # An answer whose XML botocore cannot parse. botocore raises this from inside
             # the attempt, before its response-received event, and does not retry it: the
@@ -258,11 +257,6 @@ class CloudFront:
 
 
 _IDS = ("DistributionId", "Id")  # the request parameters that name what was asked about
-
-
-@functools.cache
-def _snake(operation: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
 
 
 def client_config(aws: AwsConfig, concurrency: int) -> AioConfig:

@@ -7,7 +7,6 @@ touched, and reported as one line naming the key (`ConfigError`, exit status 78)
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import os
 import re
 import stat
@@ -25,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.address import parse_listen
 from monitor.invalidation import DEFAULT_ACCOUNT, RESOURCE_ID, TENANT_ID, Key
 
 EX_CONFIG = 78
@@ -50,22 +50,6 @@ def _tenant_id(value: str) -> str:
 
 
 TenantId = Annotated[str, AfterValidator(_tenant_id)]
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    host, sep, port_text = value.rpartition(":")
-    if not sep or not host or not port_text.isdigit():
-        raise ValueError(f"{value!r} is not host:port")
-    port = int(port_text)
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port {port} is out of range 0-65535")
-    host = host.strip("[]")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        if host != "localhost" and not re.fullmatch(r"[A-Za-z0-9.-]+", host):
-            raise ValueError(f"{host!r} is not a host name or IP address") from None
-    return host, port
 
 
 def _listen(value: str) -> str:

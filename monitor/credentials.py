@@ -19,8 +19,8 @@ from aiobotocore.session import AioSession
 from botocore.credentials import CredentialProvider
 from botocore.exceptions import BotoCoreError, ClientError
 
+from monitor.attempts import refusal
 from monitor.config import AccountConfig, AwsConfig
-from monitor.outcome import classify
 
 # After a failed AssumeRole, calls fail at once for this long instead of each asking STS
 # again: a broken trust policy must not turn every poll into an STS request.
@@ -104,11 +104,9 @@ class _AssumeRole(CredentialProvider):  # type: ignore[misc]
                     RoleArn=account.role_arn, RoleSessionName=account.role_session_name, **extra
                 )
         except ClientError as error:
-            err = error.response.get("Error", {})
-            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            code = err.get("Code") or "Unknown"
-            message = f"assuming {account.role_arn}: {err.get('Message', '')}"
-            raise AssumeRoleError(code, classify(status, code), message, asked=True) from None
+            said = refusal(error)
+            message = f"assuming {account.role_arn}: {said.message}"
+            raise AssumeRoleError(said.code, said.outcome, message, asked=True) from None
         except (BotoCoreError, OSError, TimeoutError) as error:
             message = f"assuming {account.role_arn}: {error}"
             raise AssumeRoleError(

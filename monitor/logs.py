@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from typing import Any, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
+
+from monitor.redact import REDACTED, SECRET_NAME, redact
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -19,23 +20,11 @@ _LEVELS = {
 }
 # Libraries whose debug output carries signed headers and tokens: never below INFO.
 _CHATTY = ("botocore", "aiobotocore", "aioboto3", "urllib3", "s3transfer")
-_SECRET_KEY = re.compile(r"secret|token|password|credential|authorization|signature", re.I)
-_SECRET_TEXT = re.compile(
-    r"(?i)(aws_secret_access_key|aws_session_token|x-amz-security-token|authorization|"
-    r"signature|credential)(['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"
-)
-_ACCESS_KEY_ID = re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")
-REDACTED = "[REDACTED]"
-
-
-def redact(text: str) -> str:
-    text = _SECRET_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-    return _ACCESS_KEY_ID.sub(REDACTED, text)
 
 
 def _redact(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     for key, value in event.items():
-        if _SECRET_KEY.search(key) and key != "event":
+        if SECRET_NAME.search(key) and key != "event":
             event[key] = REDACTED
         elif isinstance(value, str):
             event[key] = redact(value)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from monitor.awscompat.errors import CompatParser
 from monitor.awscompat.output import OUTPUT_CHOICES
+from monitor.redact import redact
 
 if TYPE_CHECKING:
     import botocore.session
@@ -143,23 +143,12 @@ def new_client(
 class _Redactor(logging.Filter):
     """Keeps access keys, secrets, tokens and signatures out of --debug output."""
 
-    _PATTERNS = (
-        re.compile(r"(Credential=)[^/,\s'\"]+"),
-        re.compile(r"(Signature[=:]\s*)[0-9a-f]+"),
-        re.compile(r"((?:X-Amz-Security-Token|x-amz-security-token)['\"]?:\s*b?['\"]?)[^'\",\s]+"),
-    )
-
     def __init__(self) -> None:
         super().__init__()
         self.secrets: list[str] = []
 
     def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        for secret in self.secrets:
-            text = text.replace(secret, "****")
-        for pattern in self._PATTERNS:
-            text = pattern.sub(r"\1****", text)
-        record.msg, record.args = text, None
+        record.msg, record.args = redact(record.getMessage(), self.secrets, "****"), None
         return True
 
 

@@ -8,6 +8,7 @@ import signal
 import sys
 from typing import NoReturn
 
+from monitor.address import parse_listen
 from monitor.emulator.events import EventTarget
 from monitor.emulator.faults import OPERATIONS, FaultPlan, FaultRule, parse_latency
 from monitor.emulator.model import DurationSpec, Emulator, Quota
@@ -28,11 +29,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
-    return host, int(port)
+    try:
+        return parse_listen(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _duration(text: str) -> DurationSpec:

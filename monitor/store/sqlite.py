@@ -330,20 +330,20 @@ class StateFile:
                 [(account, distribution, at) for distribution, at in newest.items()],
             )
 
-    def apply(self, outcomes: Sequence[Result]) -> Applied:
+    def apply(self, results: Sequence[Result]) -> Applied:
         recorded: list[Transition] = []
-        rows = [_state_row(outcome.invalidation) for outcome in outcomes]
+        rows = [_state_row(result.invalidation) for result in results]
         with self._transaction():
             # One executemany keeps the per-poll write in C: at hundreds of polls a second
             # this thread would otherwise hold the GIL the event loop needs.
             cursor = self._conn.executemany(_UPDATE_STATE, rows)
             moved: set[Key] = set()
             if cursor.rowcount == len(rows):
-                updated = {outcome.invalidation.key for outcome in outcomes}
+                updated = {result.invalidation.key for result in results}
             else:  # some were untracked, or moved, while their call was in flight
-                updated, moved = self._written([outcome.invalidation for outcome in outcomes])
-            for outcome in outcomes:
-                t = outcome.transition
+                updated, moved = self._written([result.invalidation for result in results])
+            for result in results:
+                t = result.transition
                 if t is None or t.key not in updated:
                     continue
                 cursor = self._conn.execute(
@@ -414,10 +414,9 @@ _UPDATE_STATE = (
 )
 
 
-# The checkpoint writes its rows with one statement per thousand, passed as JSON arrays.
-# executemany steps once per row, and sqlite3 lets go of the GIL and takes it back at every
-# step: with 10k pairs held, the event loop lost the GIL thousands of times and polled
-# slower for seconds. (A thousand rows: json.dumps holds the GIL throughout, ~2 ms.)
+# The checkpoint writes its rows with one statement per thousand, passed as JSON arrays:
+# executemany steps once per row, and sqlite3 lets the GIL go and takes it back at every
+# step, which stalls the event loop while thousands of rows are written.
 # The guard compares the JSON's values with the row's: text and integers exactly (text
 # comes from CloudFront's XML, which cannot carry the NUL that json_extract stops at, or
 # from our own names); instants to within half a microsecond (two units in the last place

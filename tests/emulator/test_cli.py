@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
         (["--listen", "0.0.0.0:8080"], "only listens on loopback"),
         (["--listen", "192.168.1.10:0"], "only listens on loopback"),
         (["--listen", "example.com:80"], "only listens on loopback"),
-        (["--listen", "127.0.0.1"], "is not HOST:PORT"),
+        (["--listen", "127.0.0.1"], "is not host:port"),
         (["--duration", "gamma:2"], "duration 'gamma:2'"),
         (["--throttle-rate", "2"], "not a fraction between 0 and 1"),
         (["--throttle-rate", "0.6", "--drop-rate", "0.6"], "add up to more than 1"),

@@ -120,6 +120,10 @@ class MetricsConfig(_Section):
     # passed between the last look that saw it in progress (or its creation) and the look
     # that saw it completed; unset: twice poll.interval_seconds.
     max_latency_uncertainty_seconds: float | None = Field(default=None, gt=0)
+    # Cardinality: the duration histogram per distribution (about 20 series each) or per
+    # account only; which in-progress invalidations get an age series of their own.
+    per_distribution: bool = True
+    per_invalidation: Literal["all", "stuck", "none"] = "all"
 
 
 class LogConfig(_Section):

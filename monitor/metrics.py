@@ -12,11 +12,20 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from monitor import __version__
+from monitor.config import MetricsConfig
 from monitor.health import Health
 from monitor.invalidation import COMPLETED, IN_PROGRESS, Invalidation, Scope, status_label
 from monitor.transition import Transition
@@ -57,8 +66,10 @@ class _StateCollector(Collector):
         stuck_after: Callable[[], float],
         health: Health,
         seen: set[Scope],
+        per_invalidation: str,
     ) -> None:
         self._source = source
+        self._per_invalidation = per_invalidation
         self._stuck_after = stuck_after
         self._health = health
         # Distributions keep a 0 series after their last invalidation completes, so
@@ -88,7 +99,10 @@ class _StateCollector(Collector):
             in_progress[scope] += 1
             oldest[scope] = max(oldest[scope], age)
             stuck[scope] += age > threshold
-            ages.add_metric([inv.account, *inv.key], age)
+            if self._per_invalidation == "all" or (
+                self._per_invalidation == "stuck" and age > threshold
+            ):
+                ages.add_metric([inv.account, *inv.key], age)
 
         def per_distribution(name: str, doc: str, values: dict[Scope, float]) -> Metric:
             family = GaugeMetricFamily(name, doc, labels=["account", "distribution_id"])
@@ -141,9 +155,17 @@ class _StateCollector(Collector):
 class Metrics:
     """Every metric the daemon exports, in a registry of its own."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        settings: MetricsConfig | None = None,
+    ) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        self.settings = settings or MetricsConfig()
+        # By account only, the histogram keeps an empty distribution_id: queries and rules
+        # read the same family either way.
+        self._per_distribution = self.settings.per_distribution
         self._attempts: dict[tuple[str, str, str], Counter] = {}
         self._durations: dict[tuple[str, str], Histogram] = {}
         self._scopes: set[Scope] = set()  # every (account, distribution) known so far
@@ -242,9 +264,16 @@ class Metrics:
             ["version"],
             registry=r,
         ).labels(__version__).set(1)
+        # RSS, open descriptors, start time, CPU: what every exporter has, for alerting.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
 
     def watch(self, source: StateSource, stuck_after: Callable[[], float], health: Health) -> None:
-        self.registry.register(_StateCollector(source, stuck_after, health, self._scopes))
+        self.registry.register(
+            _StateCollector(
+                source, stuck_after, health, self._scopes, self.settings.per_invalidation
+            )
+        )
 
     def scope_known(self, account: str, distribution_id: str) -> None:
         """A distribution that may see transitions: its series exist at 0 from now on, so
@@ -254,7 +283,7 @@ class Metrics:
         self._scopes.add((account, distribution_id))
         for status in (IN_PROGRESS, COMPLETED):
             self.transitions.labels(account, distribution_id, status)
-        self.duration.labels(account, distribution_id)
+        self.duration.labels(account, self._histogram_scope(distribution_id))
 
     def transition(self, t: Transition, account: str, unmeasured: str | None) -> None:
         """A newly recorded transition; `unmeasured` says why its latency is not observed."""
@@ -263,9 +292,13 @@ class Metrics:
         if t.to_status != COMPLETED:
             return
         if unmeasured is None and t.latency_seconds is not None:
-            self.duration.labels(account, t.key.distribution_id).observe(t.latency_seconds)
+            scope = self._histogram_scope(t.key.distribution_id)
+            self.duration.labels(account, scope).observe(t.latency_seconds)
         else:
             self.unmeasured.labels(account, t.key.distribution_id, unmeasured).inc()
+
+    def _histogram_scope(self, distribution_id: str) -> str:
+        return distribution_id if self._per_distribution else ""
 
     def odd_answer(self, account: str, kind: str) -> None:
         self.odd_answers.labels(account, kind).inc()

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from monitor.config import AccountConfig, Config
 
 RESTART_ONLY = ("aws", "state", "http", "discover")
+# The exported series' labels are fixed when the metrics are made.
+METRIC_LABELS = ("per_distribution", "per_invalidation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,11 @@ def plan(current: Config, new: Config) -> ReloadPlan:
     if new.poll.concurrency != current.poll.concurrency:
         ignored.append("poll.concurrency")
         poll = poll.model_copy(update={"concurrency": current.poll.concurrency})
+    metrics = new.metrics
+    labels = {name: getattr(current.metrics, name) for name in METRIC_LABELS}
+    if {name: getattr(metrics, name) for name in METRIC_LABELS} != labels:
+        ignored.append("metrics (" + ", ".join(METRIC_LABELS) + ")")
+        metrics = metrics.model_copy(update=labels)
     kept = {key: getattr(current, key) for key in RESTART_ONLY}
     accounts = new.accounts
     if _clients(current.accounts) != _clients(new.accounts):
@@ -39,7 +46,9 @@ def plan(current: Config, new: Config) -> ReloadPlan:
             a.model_copy(update={"track": tracks.get(a.name, a.track)}) for a in current.accounts
         ]
     return ReloadPlan(
-        config=new.model_copy(update={**kept, "poll": poll, "accounts": accounts}),
+        config=new.model_copy(
+            update={**kept, "poll": poll, "metrics": metrics, "accounts": accounts}
+        ),
         needs_restart=tuple(ignored),
     )
 

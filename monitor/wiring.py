@@ -56,7 +56,7 @@ class Parts:
 
 
 def instruments(config: Config, tick_seconds: float) -> Instruments:
-    metrics = Metrics()
+    metrics = Metrics(settings=config.metrics)
     return Instruments(
         clock=Clock(),
         metrics=metrics,

@@ -9,6 +9,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import metrics as metrics_module
+from monitor.config import MetricsConfig
 from monitor.health import Health
 from monitor.invalidation import Invalidation, Key
 from monitor.metrics import Metrics, exported_metric_names
@@ -148,3 +149,60 @@ def test_a_known_distribution_has_its_series_at_zero_before_any_event() -> None:
     assert metric_value(text, transitions, status="Completed", **labels) == 0
     assert metric_value(text, "cloudfront_invalidation_duration_seconds_count", **labels) == 0
     assert metric_value(text, "cloudfront_invalidation_duration_seconds_bucket", le="5.0") == 0
+
+
+def test_the_process_is_measured_like_any_exporter() -> None:
+    text = generate_latest(Metrics().registry).decode()
+    for name in (
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
+        "process_cpu_seconds_total",
+    ):
+        assert (metric_value(text, name) or 0) > 0, name
+    assert metric_value(text, "python_info", implementation="CPython") == 1
+
+
+def _ages(per_invalidation: str) -> set[str]:
+    now = time.time()
+    states = [
+        Invalidation(Key("EDIST1AAAAAA", "IOLDOLDOLD01"), "config", "InProgress", now - 1000),
+        Invalidation(Key("EDIST1AAAAAA", "IYOUNGYOUNG1"), "config", "InProgress", now - 30),
+    ]
+    metrics = Metrics(settings=MetricsConfig(per_invalidation=per_invalidation))
+    metrics.watch(lambda: states, lambda: 900.0, Health(interval_seconds=20, tick_seconds=1))
+    text = generate_latest(metrics.registry).decode()
+    stuck = metric_value(text, "cloudfront_invalidations_stuck", distribution_id="EDIST1AAAAAA")
+    assert stuck == 1  # counted per distribution whatever the setting
+    return {
+        sample.labels["invalidation_id"]
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "cloudfront_invalidation_in_progress_age_seconds"
+    }
+
+
+def test_which_invalidations_get_their_own_age_series() -> None:
+    assert _ages("all") == {"IOLDOLDOLD01", "IYOUNGYOUNG1"}
+    assert _ages("stuck") == {"IOLDOLDOLD01"}
+    assert _ages("none") == set()
+
+
+def test_the_latency_histogram_by_account_only() -> None:
+    metrics = Metrics(settings=MetricsConfig(per_distribution=False))
+    key = Key("EDIST1AAAAAA", "IAAAAAAAAAAA")
+    done = Transition(key, "InProgress", "Completed", 95.0, 0.0, 95.0, 10.0)
+    metrics.transition(done, "prod", None)
+    metrics.scope_known("prod", "EDIST2BBBBBB")
+    text = generate_latest(metrics.registry).decode()
+    counts = [
+        sample.labels
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "cloudfront_invalidation_duration_seconds_count"
+    ]
+    assert counts == [{"account": "prod", "distribution_id": ""}]
+    assert metric_value(text, "cloudfront_invalidation_duration_seconds_count") == 1
+    transitions = "cloudfront_invalidation_transitions_total"  # still per distribution
+    assert metric_value(text, transitions, distribution_id="EDIST1AAAAAA", status="Completed") == 1

@@ -69,3 +69,21 @@ def test_reordering_accounts_is_no_change() -> None:
     current = parse_config({**BASE, "accounts": accounts})
     result = plan(current, parse_config({**BASE, "accounts": accounts[::-1]}))
     assert result.needs_restart == ()
+
+
+def test_the_exported_labels_wait_for_a_restart_the_uncertainty_bound_does_not() -> None:
+    current = parse_config({})
+    new = parse_config(
+        {
+            "metrics": {
+                "per_distribution": False,
+                "per_invalidation": "stuck",
+                "max_latency_uncertainty_seconds": 90,
+            }
+        }
+    )
+    result = plan(current, new)
+    assert result.needs_restart == ("metrics (per_distribution, per_invalidation)",)
+    assert result.config.metrics.per_distribution is True
+    assert result.config.metrics.per_invalidation == "all"
+    assert result.config.metrics.max_latency_uncertainty_seconds == 90

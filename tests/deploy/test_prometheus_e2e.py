@@ -80,8 +80,12 @@ def firing(url: str, name: str) -> list[dict[str, Any]]:
     return [a for a in alerts if a["labels"]["alertname"] == name and a["state"] == "firing"]
 
 
+@pytest.mark.parametrize(
+    ("per_invalidation", "alert"),
+    [("all", "CloudFrontInvalidationStuck"), ("none", "CloudFrontInvalidationStuckOnDistribution")],
+)
 def test_stuck_alert_fires_in_prometheus_and_resolves(
-    prometheus: Callable[[str], str], tmp_path: Path
+    per_invalidation: str, alert: str, prometheus: Callable[[str], str], tmp_path: Path
 ) -> None:
     with ThreadedEmulator(Emulator(seed=1)) as emu:
 
@@ -98,20 +102,25 @@ def test_stuck_alert_fires_in_prometheus_and_resolves(
             poll={"interval_seconds": 0.5},
             stuck_after_seconds=2,
             http={"listen": f"127.0.0.1:{port}"},
+            metrics={"per_invalidation": per_invalidation},
             track=[{"distribution_id": dist, "invalidation_id": inv}],
         )
         daemon = Daemon(config)
         try:
             daemon.wait_ready()
             url = prometheus(f"127.0.0.1:{port}")
-            [alert] = wait_for(lambda: firing(url, "CloudFrontInvalidationStuck"), timeout=60)
-            assert alert["labels"]["distribution_id"] == dist
-            assert alert["labels"]["invalidation_id"] == inv
-            assert alert["labels"]["severity"] == "page"
-            assert inv in alert["annotations"]["summary"]
+            [fired] = wait_for(lambda: firing(url, alert), timeout=60)
+            assert fired["labels"]["distribution_id"] == dist
+            assert fired["labels"]["severity"] == "page"
+            if per_invalidation == "all":  # it names the invalidation
+                assert fired["labels"]["invalidation_id"] == inv
+                assert inv in fired["annotations"]["summary"]
+            # One stuck invalidation pages once, whatever the setting.
+            others = {"CloudFrontInvalidationStuck", "CloudFrontInvalidationStuckOnDistribution"}
+            assert not firing(url, (others - {alert}).pop())
 
             emu.call(lambda: emu.emulator.complete(dist, inv))
-            wait_for(lambda: not firing(url, "CloudFrontInvalidationStuck"), timeout=60)
+            wait_for(lambda: not firing(url, alert), timeout=60)
             assert not firing(url, "CloudFrontInvalidationMonitorDown")
             assert daemon.stop(signal.SIGTERM) == 0
         finally:

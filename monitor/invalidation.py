@@ -50,6 +50,19 @@ class Key(NamedTuple):
         )
 
 
+class Origin(NamedTuple):
+    """Who created an invalidation and what it invalidates, when known (an event says;
+    a GetInvalidation can tell the paths)."""
+
+    creator: str | None = None  # an IAM ARN
+    paths: tuple[str, ...] | None = None
+
+    @property
+    def wildcards(self) -> int:
+        """Wildcard paths (`/images/*`): CloudFront's in-progress quota counts them apart."""
+        return sum(path.endswith("*") for path in self.paths or ())
+
+
 class Invalidation(NamedTuple):
     # A named tuple rather than a frozen dataclass: one is built per poll, and a tuple is
     # built in a third of the time (a frozen dataclass sets each field through
@@ -71,6 +84,13 @@ class Invalidation(NamedTuple):
     account: str = DEFAULT_ACCOUNT
     # Wall clock: the latest look that saw it in progress, which bounds when it completed.
     seen_in_progress_at: float | None = None
+    # Known at registration or not at all; written only when tracked, never by a poll.
+    creator: str | None = None
+    paths: tuple[str, ...] | None = None
+
+    @property
+    def origin(self) -> Origin:
+        return Origin(self.creator, self.paths)
 
     @property
     def active(self) -> bool:
@@ -85,8 +105,8 @@ class Invalidation(NamedTuple):
         return None if self.create_time is None else max(0.0, now - self.create_time)
 
 
-# A pair's state, as opposed to its key and its poll times (last_polled, next_poll_at,
-# seen_in_progress_at);
+# A pair's state, as opposed to its key, its poll times (last_polled, next_poll_at,
+# seen_in_progress_at) and its origin (creator, paths: fixed at registration);
 # also the state file's column names (store.save_poll_times writes only where they match).
 STATE_FIELDS = (
     "source",

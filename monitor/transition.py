@@ -189,6 +189,8 @@ def observe(current: Invalidation, seen: Observation, policy: Policy) -> Result:
         ),
         account=current.account,
         seen_in_progress_at=now if status == IN_PROGRESS else current.seen_in_progress_at,
+        creator=current.creator,
+        paths=current.paths,
     )
     return Result(
         invalidation=updated,

@@ -22,6 +22,7 @@ BASE = Invalidation(
     account="default",
 )
 TIMING = {"last_polled", "next_poll_at", "seen_in_progress_at"}
+ORIGIN = {"creator", "paths"}  # fixed when tracked: no poll changes them
 # A different value for every field that is state.
 OTHER = {
     "key": Key("EDFDVBD6EXAMPLE", "OTHER"),
@@ -47,7 +48,7 @@ def test_new_poll_times_alone_are_timing_only() -> None:
 
 def test_every_other_field_is_state() -> None:
     # Fails when a field is added to Invalidation without a decision here.
-    assert set(Invalidation._fields) == TIMING | OTHER.keys()
+    assert set(Invalidation._fields) == TIMING | ORIGIN | OTHER.keys()
     assert {"key", *STATE_FIELDS} == OTHER.keys()
 
 

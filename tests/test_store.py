@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.invalidation import STATE_FIELDS, Invalidation, Key
+from monitor.invalidation import STATE_FIELDS, Invalidation, Key, Origin
 from monitor.store import StoreError
 from monitor.store import sqlite as store
 from monitor.store.sqlite import DaemonLock, SqliteStore, StateFile
@@ -131,6 +131,8 @@ def every_field_set(key: Key) -> Invalidation:
         next_poll_at=9.5,
         account="prod",
         seen_in_progress_at=5.5,
+        creator="arn:aws:iam::123456789012:user/ci",
+        paths=("/index.html", "/img/*"),
     )
     at_default = [n for n, d in Invalidation._field_defaults.items() if getattr(full, n) == d]
     assert at_default == [], f"give these fields a value other than the default: {at_default}"
@@ -140,7 +142,8 @@ def every_field_set(key: Key) -> Invalidation:
 def test_invalidation_round_trips_every_field(tmp_path: Path) -> None:
     state = StateFile(tmp_path / "m.db")
     full = every_field_set(A)
-    state.add([A], full.source, account=full.account)
+    # The origin is written when the pair is tracked, the rest by the poll's result.
+    state.add([A], full.source, account=full.account, origins={A: full.origin})
     state.apply([Result(invalidation=full)])
     [read] = state.all()
     assert read._asdict() == full._asdict()  # every one of Invalidation._fields
@@ -152,10 +155,12 @@ def test_a_checkpoint_saves_the_poll_times_of_a_pair_with_every_field_set(
 ) -> None:
     state = StateFile(tmp_path / "m.db")
     full = every_field_set(A)
-    state.add([A], full.source, account=full.account)
+    state.add([A], full.source, account=full.account, origins={A: full.origin})
     state.apply([Result(invalidation=full)])
-    # The checkpoint writes the poll times: every field but the key and the state.
-    times = [name for name in Invalidation._fields if name != "key" and name not in STATE_FIELDS]
+    # The checkpoint writes the poll times: every field but the key, the state and the
+    # origin.
+    fixed = {"key", "creator", "paths", *STATE_FIELDS}
+    times = [name for name in Invalidation._fields if name not in fixed]
     polled = full._replace(**{name: getattr(full, name) + 10.0 for name in times})
     state.save_poll_times([polled])
     [read] = state.all()
@@ -401,3 +406,19 @@ def test_a_second_daemon_is_refused_even_with_the_lock_file_gone(tmp_path: Path)
     again = DaemonLock(tmp_path / "state" / "m.db")
     again.acquire()  # released: free again
     again.release()
+
+
+def test_a_poll_never_overwrites_an_origin_learnt_meanwhile(tmp_path: Path) -> None:
+    # Discovery tracked it without an origin; its creation event arrives while a poll is
+    # in flight: the poll's result, made from the state without origin, keeps the origin.
+    state = StateFile(tmp_path / "m.db")
+    state.add([A], "discovered")
+    [inv] = state.active()
+    origin = Origin("arn:aws:iam::123456789012:role/deploy", ("/a", "/b/*"))
+    assert state.add([A], "event", origins={A: origin}) == []  # known: origin learnt
+    state.apply([observe(inv, seen("InProgress", 100.0, 110.0), POLICY)])
+    [read] = state.all()
+    assert (read.origin, read.source, read.status) == (origin, "discovered", "InProgress")
+    assert read.origin.wildcards == 1
+    state.add([A], "event", origins={A: Origin("someone-else", ("/c",))})
+    assert state.all()[0].origin == origin  # the first word stays

@@ -8,11 +8,11 @@ newly recorded are handed back to be counted and logged.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from monitor.invalidation import DEFAULT_ACCOUNT, Invalidation, Key
+from monitor.invalidation import DEFAULT_ACCOUNT, Invalidation, Key, Origin
 
 if TYPE_CHECKING:
     from monitor.config import StateConfig
@@ -42,9 +42,11 @@ class Store(Protocol):
         account: str = DEFAULT_ACCOUNT,
         *,
         rehome: bool = False,
+        origins: Mapping[Key, Origin] | None = None,
     ) -> list[Key]:
-        """Track new pairs (pairs already tracked keep their state and source) and return
-        the new ones; with `rehome`, a tracked pair moves to `account` with a fresh start."""
+        """Track new pairs (pairs already tracked keep their state and source, and learn
+        their origin if they had none) and return the new ones; with `rehome`, a tracked
+        pair moves to `account` with a fresh start."""
         ...
 
     async def remove(self, key: Key) -> bool:

@@ -19,12 +19,12 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar, get_args, get_type_hints
 
-from monitor.invalidation import DEFAULT_ACCOUNT, STATE_FIELDS, Invalidation, Key
+from monitor.invalidation import DEFAULT_ACCOUNT, STATE_FIELDS, Invalidation, Key, Origin
 from monitor.store import Applied, StoreError
 from monitor.transition import Result, Transition
 
@@ -40,6 +40,8 @@ _MIGRATIONS = {
         "UPDATE invalidations SET seen_in_progress_at = last_polled"
         " WHERE status = 'InProgress' AND last_error IS NULL",
         "ALTER TABLE transitions ADD COLUMN latency_uncertainty_seconds REAL",
+        "ALTER TABLE invalidations ADD COLUMN creator TEXT",
+        "ALTER TABLE invalidations ADD COLUMN paths TEXT",
         "CREATE TABLE discovery_marks (account TEXT NOT NULL, distribution_id TEXT NOT NULL,"
         " newest_create_time REAL NOT NULL, PRIMARY KEY (account, distribution_id))"
         " WITHOUT ROWID",
@@ -64,6 +66,8 @@ CREATE TABLE IF NOT EXISTS invalidations (
     next_poll_at    REAL NOT NULL DEFAULT 0,
     account         TEXT NOT NULL DEFAULT 'default',
     seen_in_progress_at REAL,
+    creator         TEXT,
+    paths           TEXT,
     PRIMARY KEY (distribution_id, invalidation_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS transitions (
@@ -89,7 +93,7 @@ CREATE TABLE IF NOT EXISTS discovery_marks (
 _COLUMNS = (
     "distribution_id, invalidation_id, source, status, create_time, first_seen, last_polled,"
     " completed_at, failures, last_error, gave_up, stuck, next_poll_at, account,"
-    " seen_in_progress_at"
+    " seen_in_progress_at, creator, paths"
 )
 
 T = TypeVar("T")
@@ -111,6 +115,8 @@ def _row_to_invalidation(row: Sequence[Any]) -> Invalidation:
         next_poll_at=row[12],
         account=row[13],
         seen_in_progress_at=row[14],
+        creator=row[15],
+        paths=None if row[16] is None else tuple(json.loads(row[16])),
     )
 
 
@@ -143,6 +149,8 @@ _V2_TABLES = _without(
     {n: c for n, c in _TABLES.items() if n != "discovery_marks"},
     "seen_in_progress_at",
     "latency_uncertainty_seconds",
+    "creator",
+    "paths",
 )
 _OLD_TABLES = {1: _without(_V2_TABLES, "account"), 2: _V2_TABLES}
 
@@ -240,8 +248,10 @@ class StateFile:
         account: str = DEFAULT_ACCOUNT,
         *,
         rehome: bool = False,
+        origins: Mapping[Key, Origin] | None = None,
     ) -> list[Key]:
-        """Track new pairs; pairs already tracked keep their state and source.
+        """Track new pairs; pairs already tracked keep their state and source, and learn
+        their origin if they had none.
 
         With `rehome` (the config or `track --account` naming a pair's account) a pair
         already tracked moves to `account`: the operator's latest word wins, so a pair
@@ -251,17 +261,26 @@ class StateFile:
         added = []
         with self._transaction():
             for key in keys:
+                creator, paths = _origin_row((origins or {}).get(key, Origin()))
                 # Due at once; next_poll_at also dates how long a pair never answered
                 # for has waited (looks.plan lets it ride along for a while, not forever).
                 cursor = self._conn.execute(
-                    "INSERT OR IGNORE INTO invalidations"
-                    " (distribution_id, invalidation_id, source, added_at, account, next_poll_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (*key, source, stamp, account, stamp),
+                    "INSERT OR IGNORE INTO invalidations (distribution_id, invalidation_id,"
+                    " source, added_at, account, next_poll_at, creator, paths)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*key, source, stamp, account, stamp, creator, paths),
                 )
                 if cursor.rowcount:
                     added.append(key)
-                elif rehome:
+                    continue
+                if creator is not None or paths is not None:
+                    self._conn.execute(
+                        "UPDATE invalidations SET creator = coalesce(creator, ?),"
+                        " paths = coalesce(paths, ?)"
+                        " WHERE distribution_id = ? AND invalidation_id = ?",
+                        (creator, paths, *key),
+                    )
+                if rehome:
                     # A fresh start under the new credentials: what the old ones were
                     # refused (AccessDenied, given up) says nothing about the new ones.
                     self._conn.execute(
@@ -488,6 +507,11 @@ def _state_row(inv: Invalidation) -> tuple[object, ...]:
     )
 
 
+def _origin_row(origin: Origin) -> tuple[str | None, str | None]:
+    paths = None if origin.paths is None else json.dumps(list(origin.paths))
+    return origin.creator, paths
+
+
 class _Transaction:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
@@ -531,10 +555,10 @@ class SqliteStore:
         account: str = DEFAULT_ACCOUNT,
         *,
         rehome: bool = False,
+        origins: Mapping[Key, Origin] | None = None,
     ) -> list[Key]:
-        return await self._run(
-            functools.partial(self._state.add, rehome=rehome), list(keys), source, None, account
-        )
+        add = functools.partial(self._state.add, rehome=rehome, origins=origins)
+        return await self._run(add, list(keys), source, None, account)
 
     async def remove(self, key: Key) -> bool:
         return await self._run(self._state.remove, key)

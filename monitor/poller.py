@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from monitor.clock import Clock
 from monitor.cloudfront import CloudFront
 from monitor.health import Health
-from monitor.invalidation import Invalidation, Key
+from monitor.invalidation import Invalidation, Key, Origin
 from monitor.logs import get_logger
 from monitor.looker import Looker
 from monitor.metrics import Metrics
@@ -117,6 +117,25 @@ class Poller:
         self._health.tracking(len(self._tracked))
         self._looker.plan(self._clock.steady())
         await self._recorder.flush()
+
+    async def track(
+        self,
+        keys: Iterable[Key],
+        source: str,
+        account: str,
+        origins: Mapping[Key, Origin] | None = None,
+    ) -> list[Key]:
+        """Track pairs from inside the daemon (the HTTP API, events): stored first, then
+        looked at like any other; returns the newly tracked ones."""
+        added = await self._store.add(keys, source, account, origins=origins)
+        await self.load(announce=True)  # also after an origin learnt for a known pair
+        return added
+
+    async def untrack(self, key: Key) -> bool:
+        removed = await self._store.remove(key)
+        if removed:
+            await self.load(announce=True)
+        return removed
 
     async def listed(self, seen: Iterable[tuple[Key, Observation]], *, reload: bool) -> None:
         """A listing obtained elsewhere (a discovery scan): free answers for the pairs it

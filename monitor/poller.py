@@ -127,14 +127,20 @@ class Poller:
     ) -> list[Key]:
         """Track pairs from inside the daemon (the HTTP API, events): stored first, then
         looked at like any other; returns the newly tracked ones."""
+        keys = list(keys)
         added = await self._store.add(keys, source, account, origins=origins)
-        await self.load(announce=True)  # also after an origin learnt for a known pair
+        # Only these rows, not the whole set: hundreds of CI jobs may register at once.
+        for inv in self._tracked.include(await self._store.get(keys)):
+            self._metrics.scope_known(inv.account, inv.key.distribution_id)
+            self._log.info("invalidation_tracked", **_ids(inv), source=inv.source)
+        self._health.tracking(len(self._tracked))
         return added
 
     async def untrack(self, key: Key) -> bool:
         removed = await self._store.remove(key)
-        if removed:
-            await self.load(announce=True)
+        if removed and (inv := self._tracked.forget(key)) is not None:
+            self._log.info("invalidation_untracked", **_ids(inv))
+            self._health.tracking(len(self._tracked))
         return removed
 
     async def listed(self, seen: Iterable[tuple[Key, Observation]], *, reload: bool) -> None:

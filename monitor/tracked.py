@@ -88,6 +88,24 @@ class TrackedSet:
             if self._held.get(key) is inv:  # not superseded while it was written
                 del self._held[key]
 
+    def include(self, fresh: Iterable[Invalidation]) -> list[Invalidation]:
+        """Pairs just tracked (or whose origin was learnt): added, or updated unless a
+        look at them is under way (its result will carry the store's row anyway)."""
+        added = []
+        for inv in fresh:
+            if inv.key not in self._pairs:
+                added.append(inv)
+            elif inv.key in self._in_flight:
+                continue
+            if inv.active:
+                self._pairs[inv.key] = inv
+        return added
+
+    def forget(self, key: Key) -> Invalidation | None:
+        """Untracked: a look under way finds it gone, and its result is dropped."""
+        self._held.pop(key, None)
+        return self._pairs.pop(key, None)
+
     def replace(
         self, fresh: Iterable[Invalidation]
     ) -> tuple[list[Invalidation], list[Invalidation]]:

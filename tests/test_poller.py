@@ -12,7 +12,7 @@ import pytest
 
 from monitor import looker as looker_module
 from monitor import recorder as recorder_module
-from monitor.invalidation import Invalidation, Key
+from monitor.invalidation import Invalidation, Key, Origin
 from monitor.store.sqlite import StateFile
 from monitor.transition import Policy
 from tests.support import (
@@ -449,3 +449,20 @@ async def test_readiness_returns_once_a_checkpoint_is_written(
         await rig.until(lambda: failing[0].refusals == 0)
         assert rig.health.ready()[1].startswith("state writes failing")
         await rig.until(lambda: rig.health.is_ready())
+
+
+async def test_pairs_tracked_and_untracked_from_inside_the_daemon(moto: Moto, rig: Rig) -> None:
+    dist = moto.create_distribution()
+    key = Key(dist, moto.create_invalidation(dist))
+    origin = Origin("arn:aws:iam::123456789012:user/ci", ("/index.html",))
+    assert await rig.poller.track([key], "api", "default", {key: origin}) == [key]
+    assert await rig.poller.track([key], "api", "default") == []  # idempotent
+    [inv] = rig.poller.pairs()
+    assert (inv.key, inv.source, inv.origin) == (key, "api", origin)
+    await rig.until(lambda: any(i.status == "InProgress" for i in rig.poller.pairs()))
+    assert await rig.poller.untrack(key)
+    assert list(rig.poller.pairs()) == []
+    assert not await rig.poller.untrack(key)
+    for _ in range(5):  # nothing more is looked at or recorded for it
+        await rig.poller.tick()
+    assert [t.to_status for t in StateFile(rig.store.path).history()] == ["InProgress"]

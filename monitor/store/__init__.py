@@ -61,8 +61,24 @@ class Store(Protocol):
         """Every tracked pair, oldest first."""
         ...
 
-    async def history(self) -> list[Transition]:
-        """Every recorded transition, in the order recorded."""
+    async def get(self, keys: Iterable[Key]) -> list[Invalidation]:
+        """The tracked pairs among `keys`, whatever their state."""
+        ...
+
+    async def page(
+        self,
+        *,
+        after: Key | None = None,
+        limit: int = 100,
+        status: str | None = None,
+        distribution_id: str | None = None,
+    ) -> list[Invalidation]:
+        """Tracked pairs in key order, after `after` (a cursor), with that status (""
+        for none seen yet) and distribution, at most `limit`."""
+        ...
+
+    async def history(self, key: Key | None = None) -> list[Transition]:
+        """Every recorded transition (of one pair), in the order recorded."""
         ...
 
     async def recent_latencies(self, limit: int, max_uncertainty: float) -> list[float]:

@@ -314,11 +314,55 @@ class StateFile:
         )
         return [_row_to_invalidation(row) for row in rows]
 
-    def history(self) -> list[Transition]:
+    def get(self, keys: Iterable[Key]) -> list[Invalidation]:
+        found = []
+        for key in keys:
+            row = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM invalidations"
+                " WHERE distribution_id = ? AND invalidation_id = ?",
+                key,
+            ).fetchone()
+            if row is not None:
+                found.append(_row_to_invalidation(row))
+        return found
+
+    def page(
+        self,
+        *,
+        after: Key | None = None,
+        limit: int = 100,
+        status: str | None = None,
+        distribution_id: str | None = None,
+    ) -> list[Invalidation]:
+        """Tracked pairs in key order, after `after`, filtered."""
+        where, args = ["(distribution_id, invalidation_id) > (?, ?)"], [*(after or ("", ""))]
+        if status is not None:
+            where.append("coalesce(status, '') = ?")
+            args.append(status)
+        if distribution_id is not None:
+            where.append("distribution_id = ?")
+            args.append(distribution_id)
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM invalidations WHERE {' AND '.join(where)}"
+            " ORDER BY distribution_id, invalidation_id LIMIT ?",
+            (*args, limit),
+        )
+        return [_row_to_invalidation(row) for row in rows]
+
+    def history(self, key: Key | None = None) -> list[Transition]:
+        where, args = (
+            ("", ())
+            if key is None
+            else (
+                " WHERE distribution_id = ? AND invalidation_id = ?",
+                tuple(key),
+            )
+        )
         rows = self._conn.execute(
             "SELECT distribution_id, invalidation_id, from_status, to_status, observed_at,"
             " create_time, latency_seconds, latency_uncertainty_seconds FROM transitions"
-            " ORDER BY id"
+            f"{where} ORDER BY id",
+            args,
         )
         return [Transition(Key(r[0], r[1]), *r[2:]) for r in rows.fetchall()]
 
@@ -569,8 +613,28 @@ class SqliteStore:
     async def all(self) -> list[Invalidation]:
         return await self._run(self._state.all)
 
-    async def history(self) -> list[Transition]:
-        return await self._run(self._state.history)
+    async def get(self, keys: Iterable[Key]) -> list[Invalidation]:
+        return await self._run(self._state.get, list(keys))
+
+    async def page(
+        self,
+        *,
+        after: Key | None = None,
+        limit: int = 100,
+        status: str | None = None,
+        distribution_id: str | None = None,
+    ) -> list[Invalidation]:
+        query = functools.partial(
+            self._state.page,
+            after=after,
+            limit=limit,
+            status=status,
+            distribution_id=distribution_id,
+        )
+        return await self._run(query)
+
+    async def history(self, key: Key | None = None) -> list[Transition]:
+        return await self._run(self._state.history, key)
 
     async def recent_latencies(self, limit: int, max_uncertainty: float) -> list[float]:
         return await self._run(self._state.recent_latencies, limit, max_uncertainty)

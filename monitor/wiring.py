@@ -17,12 +17,14 @@ from monitor.cloudfront import ApiObserver, CloudFront, open_accounts
 from monitor.config import Config, ConfigError
 from monitor.discovery import Discovery
 from monitor.endpoint import Endpoint
+from monitor.events import EventIntake, open_queue
 from monitor.health import Health
 from monitor.invalidation import Key
 from monitor.logs import get_logger
 from monitor.metrics import Metrics
 from monitor.oddities import OddAnswers
 from monitor.poller import Poller
+from monitor.quota import PathsFetcher
 from monitor.schedule import FixedSchedule, Schedule
 from monitor.store import Store, StoreError, open_store
 from monitor.store.sqlite import DaemonLock
@@ -52,6 +54,8 @@ class Parts:
     clients: Mapping[str, CloudFront]
     poller: Poller
     discoveries: list[Discovery]
+    intakes: list[EventIntake]
+    paths: PathsFetcher | None  # quota.paths on for some account
     endpoint: Endpoint
 
 
@@ -119,7 +123,8 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
     )
     await poller.load()
     tools.health.loaded()
-    tools.metrics.watch(poller.pairs, poller.stuck_after_seconds, tools.health)
+    quotas = {a.name: a.quota for a in config.account_list() if a.quota is not None}
+    tools.metrics.watch(poller.pairs, poller.stuck_after_seconds, tools.health, quotas)
     discoveries = [
         Discovery(
             clients[account.name],
@@ -133,9 +138,21 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
         for account in config.account_list()
         if account.discover is not None
     ]
+    intakes = []
+    for watched in config.account_list():
+        events = watched.discover.events if watched.discover is not None else None
+        if events is not None:
+            sqs = await stack.enter_async_context(open_queue(config.aws, watched, events))
+            intakes.append(
+                EventIntake(
+                    watched.name, events.queue_url, sqs, poller, tools.metrics, tools.health
+                )
+            )
+    wanting = [a.name for a in config.account_list() if a.quota is not None and a.quota.paths]
+    paths = PathsFetcher(clients, poller, wanting) if wanting else None
     host, port = config.http.address
     endpoint = await stack.enter_async_context(Endpoint(host, port, tools.metrics, tools.health))
-    return Parts(store, clients, poller, discoveries, endpoint)
+    return Parts(store, clients, poller, discoveries, intakes, paths, endpoint)
 
 
 async def policy_for(config: Config, store: Store) -> Policy:

@@ -1,6 +1,6 @@
 """`make run`: the whole product on a laptop, no AWS account needed.
 
-Starts the local CloudFront emulator at the address `config/demo.yaml` points the daemon
+Starts the local CloudFront emulator at the address its config points the daemon
 at, plays a CI pipeline that creates an invalidation every few seconds and registers it
 with the daemon (as `track` would), and runs the real daemon until Ctrl-C.
 """
@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from monitor import logs
 from monitor.config import EX_CONFIG, Config, ConfigError, load_config
 from monitor.daemon import EX_SOFTWARE
+from monitor.data import demo_config
 from monitor.emulator import DurationSpec, Emulator, EmulatorServer
 from monitor.invalidation import Key
 from monitor.service import Service
@@ -99,7 +100,7 @@ def _stop_if_failed(task: asyncio.Task[None], service: Service) -> None:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
-    parser.add_argument("--config", default="config/demo.yaml")
+    parser.add_argument("--config", help="default: the demo config inside the package")
     parser.add_argument("--distributions", type=int, default=3)
     parser.add_argument("--every", type=float, default=4.0, help="seconds between invalidations")
     parser.add_argument("--duration", default="lognormal:20:0.5", help="emulator durations")
@@ -107,7 +108,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         DurationSpec.parse(args.duration)
-        config = load_config(args.config)
+        config = load_config(args.config) if args.config else demo_config()
         _emulator_address(config)
     except (ConfigError, ValueError) as error:
         sys.stderr.write(f"{PROG}: config error: {error}\n")

@@ -45,9 +45,11 @@ async def _pipeline(
     state: StateFile,
     every: float,
     rng: random.Random,
+    service: Service,
 ) -> None:
     """A CI pipeline: deploy, invalidate, hand the invalidation to the monitor."""
     log = logs.get_logger()
+    await service.started.wait()  # the monitor logs each pair it is handed from then on
     while True:
         dist = rng.choice(distributions)
         invalidation, _ = emulator.create_invalidation(dist, ["/index.html", "/app.js"])
@@ -70,7 +72,9 @@ async def _demo(config: Config, args: argparse.Namespace) -> None:
         state = StateFile(config.state.file)
         service = Service(config)
         pipeline = asyncio.create_task(
-            _pipeline(emulator, distributions, state, args.every, random.Random(args.seed))
+            _pipeline(
+                emulator, distributions, state, args.every, random.Random(args.seed), service
+            )
         )
         pipeline.add_done_callback(lambda task: _stop_if_failed(task, service))
         try:

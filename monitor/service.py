@@ -52,7 +52,7 @@ class Service:
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._reloading = asyncio.Lock()
-        self._started = False
+        self.started = asyncio.Event()  # set once serving
         self._reload_requested = False
         self._log = logs.get_logger()
 
@@ -60,7 +60,7 @@ class Service:
         self._stop.set()
 
     def request_reload(self) -> None:
-        if not self._started:  # remembered, and done once start-up is
+        if not self.started.is_set():  # remembered, and done once start-up is
             self._reload_requested = True
             return
         self._own(self.reload(), "reload")
@@ -74,7 +74,7 @@ class Service:
             self.request_reload() if early == signal.SIGHUP else self.stop()
         async with AsyncExitStack() as stack:
             await self._start(stack)
-            self._started = True
+            self.started.set()
             if self._reload_requested:
                 self.request_reload()
             await self._stop.wait()

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import procs, report, scenarios, throughput
+from bench import discovery, procs, report, scenarios, throughput
 
-PARTS = ("throughput", "memory", "scenarios")
+PARTS = ("throughput", "memory", "scenarios", "discovery")
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--burst-distributions", type=int, default=10, help="bursty distributions (10)")
     add("--burst-size", type=int, default=50, help="invalidations per bursty distribution (50)")
     add("--seed", type=int, default=1, help="scenario and emulator seed (1)")
+    add("--discovery-count", type=int, default=40, help="invalidations, discovery part (40)")
     add("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
     return parser
 
@@ -116,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                 burst_distributions=args.burst_distributions,
                 burst_size=args.burst_size,
             )
+    if "discovery" in parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            results["discovery"] = discovery.run(args.seed, Path(tmp), args.discovery_count)
     report.write_json(results, args.output)
     print(report.markdown(results))
     print(f"\nJSON: {args.output}")

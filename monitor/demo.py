@@ -72,9 +72,7 @@ async def _demo(config: Config, args: argparse.Namespace) -> None:
         state = StateFile(config.state.file)
         service = Service(config)
         pipeline = asyncio.create_task(
-            _pipeline(
-                emulator, distributions, state, args.every, random.Random(args.seed), service
-            )
+            _pipeline(emulator, distributions, state, args.every, random.Random(args.seed), service)
         )
         pipeline.add_done_callback(lambda task: _stop_if_failed(task, service))
         try:

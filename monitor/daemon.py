@@ -1,17 +1,15 @@
-"""The composition root: `cloudfront-invalidation-monitor run --config PATH`.
+"""The composition root of `cloudfront-invalidation-monitor run` (monitor/cli/run.py).
 
 Wires config, store, AWS client, metrics, endpoint, poller and scheduler, and owns the
-process's life: start-up, signals, shutdown, exit status.
+service's life: start-up, signals, reloads, shutdown.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import gc
 import signal
-import sys
 from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
@@ -23,7 +21,7 @@ from botocore.exceptions import BotoCoreError
 from monitor import __version__, logs, reload, signals
 from monitor.clock import Clock
 from monitor.cloudfront import ApiObserver, open_accounts
-from monitor.config import EX_CONFIG, Config, ConfigError, load_config
+from monitor.config import Config, ConfigError, load_config
 from monitor.discovery import Discovery
 from monitor.endpoint import Endpoint
 from monitor.health import Health
@@ -32,19 +30,16 @@ from monitor.metrics import Metrics
 from monitor.notify import Notifier
 from monitor.oddities import OddAnswers
 from monitor.poller import Poller
-from monitor.schedule import Schedule
-from monitor.store import Store, StoreError, open_store
+from monitor.schedule import LEARNED_LATENCIES, schedule_for
+from monitor.store import Store, StoreError, StoreNotWritable, open_store
 from monitor.store.sqlite import DaemonLock
 from monitor.transition import Policy
-
-EX_SOFTWARE = 1
 
 
 class StartupError(Exception):
     """The daemon cannot start; the message is one line for the user."""
 
 
-LEARNED_LATENCIES = 500  # the adaptive schedule's memory of recorded completions
 # How often the wall clock is compared with the monotonic one, and by how much it must
 # have moved to count as a step (NTP slews far slower than this).
 CLOCK_CHECK_SECONDS = 1.0
@@ -91,15 +86,8 @@ async def policy_for(config: Config, store: Store) -> Policy:
     )
     if poll.schedule == "fixed":
         return policy
-    schedule = Schedule(
-        min_interval=poll.min_interval_seconds,
-        max_interval=poll.interval_seconds,
-        expected_seconds=poll.expected_duration_seconds,
-        window=LEARNED_LATENCIES,
-    )
-    for latency in await store.recent_latencies(LEARNED_LATENCIES, policy.uncertainty_limit):
-        schedule.learn(latency)
-    return dataclasses.replace(policy, schedule=schedule)
+    latencies = await store.recent_latencies(LEARNED_LATENCIES, policy.uncertainty_limit)
+    return dataclasses.replace(policy, schedule=schedule_for(poll, latencies))
 
 
 class Service:
@@ -169,6 +157,8 @@ class Service:
             lock.acquire()
             stack.callback(lock.release)
             self._store = store = await open_store(config.state)
+        except StoreNotWritable:
+            raise  # a status of its own: no restart helps (monitor/cli/run.py)
         except StoreError as error:
             raise StartupError(str(error)) from None
         stack.push_async_callback(store.close)
@@ -355,34 +345,3 @@ async def _track_configured(store: Store, config: Config) -> list[tuple[str, Key
         keys = await store.add(pairs, "config", account.name, rehome=True)
         added.extend((account.name, key) for key in keys)
     return added
-
-
-async def _run(config: Config, config_path: str) -> None:
-    try:
-        await Service(config, config_path, own_process=True).run()
-    finally:
-        logs.get_logger().info("monitor_stopped")
-
-
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="cloudfront-invalidation-monitor run",
-        description="Poll tracked CloudFront invalidations, record transitions, export metrics.",
-    )
-    parser.add_argument("--config", required=True, help="path to the YAML configuration")
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except ConfigError as error:
-        sys.stderr.write(f"cloudfront-invalidation-monitor: config error: {error}\n")
-        return EX_CONFIG
-    logs.configure(config.log.format, config.log.level)
-    try:
-        asyncio.run(_run(config, args.config))
-    except ConfigError as error:
-        sys.stderr.write(f"cloudfront-invalidation-monitor: config error: {error}\n")
-        return EX_CONFIG
-    except (StartupError, OSError) as error:
-        sys.stderr.write(f"cloudfront-invalidation-monitor: {error}\n")
-        return EX_SOFTWARE
-    return 0

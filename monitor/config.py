@@ -1,7 +1,7 @@
 """The daemon's configuration: YAML validated up front into one typed object.
 
 Everything a user can get wrong is caught here, before any file, socket or API call is
-touched, and reported as one line naming the key (`ConfigError`, exit status 78).
+touched, and reported as one line naming the key (`ConfigError`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ from pydantic import (
 
 from monitor.address import parse_listen
 from monitor.invalidation import DEFAULT_ACCOUNT, RESOURCE_ID, TENANT_ID, Key
-
-EX_CONFIG = 78
 
 
 class ConfigError(Exception):

@@ -6,6 +6,7 @@ each part does is its own module's.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -25,12 +26,10 @@ from monitor.metrics import Metrics
 from monitor.oddities import OddAnswers
 from monitor.poller import Poller
 from monitor.quota import PathsFetcher
-from monitor.schedule import FixedSchedule, Schedule
-from monitor.store import Store, StoreError, open_store
+from monitor.schedule import LEARNED_LATENCIES, schedule_for
+from monitor.store import Store, StoreError, StoreNotWritable, open_store
 from monitor.store.sqlite import DaemonLock
 from monitor.transition import Policy
-
-LEARNED_LATENCIES = 500  # the adaptive schedule's memory of recorded completions
 
 
 class StartupError(Exception):
@@ -98,6 +97,8 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
         lock.acquire()
         stack.callback(lock.release)
         store = await open_store(config.state)
+    except StoreNotWritable:
+        raise  # a status of its own: no restart helps (monitor/cli/run.py)
     except StoreError as error:
         raise StartupError(str(error)) from None
     stack.push_async_callback(store.close)
@@ -157,29 +158,17 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
 
 async def policy_for(config: Config, store: Store) -> Policy:
     """The poll policy the config asks for, its schedule taught the latencies the store
-    has recorded."""
+    has recorded (only those certain enough to learn from)."""
     poll = config.poll
-    schedule = (
-        FixedSchedule(poll.interval_seconds)
-        if poll.schedule == "fixed"
-        else Schedule(
-            min_interval=poll.min_interval_seconds,
-            max_interval=poll.interval_seconds,
-            expected_seconds=poll.expected_duration_seconds,
-            window=LEARNED_LATENCIES,
-        )
-    )
     policy = Policy(
         interval_seconds=poll.interval_seconds,
         max_failures=poll.max_failures,
         stuck_after_seconds=config.stuck_after_seconds,
         batch=poll.batch,
-        schedule=schedule,
         max_uncertainty_seconds=config.metrics.max_latency_uncertainty_seconds,
     )
-    for latency in await store.recent_latencies(LEARNED_LATENCIES, policy.uncertainty_limit):
-        schedule.learn(latency)
-    return policy
+    latencies = await store.recent_latencies(LEARNED_LATENCIES, policy.uncertainty_limit)
+    return dataclasses.replace(policy, schedule=schedule_for(poll, latencies))
 
 
 async def track_configured(store: Store, config: Config) -> list[tuple[str, Key]]:

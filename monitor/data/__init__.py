@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from importlib.resources import as_file, files
-
-from monitor.config import Config, load_config
-
-DEMO_CONFIG = "demo.yaml"
+from importlib.resources import files
 
 
-def demo_config() -> Config:
-    """The config `demo` runs with when given none, read through the same checks as a file."""
-    with as_file(files(__name__).joinpath(DEMO_CONFIG)) as path:
-        return load_config(path)
+def demo_config_path() -> str:
+    """The config `demo` runs with when given none (an installed package is unpacked on
+    disk, so the resource is a file of its own)."""
+    return str(files(__name__).joinpath("demo.yaml"))

@@ -49,24 +49,34 @@ async def _create(url: str, count: int, every: float, seed: int) -> list[Key]:
     return keys
 
 
-def _run(events: bool, count: int, every: float, seed: int, workdir: Path) -> dict[str, Any]:
+def _run(
+    events: bool,
+    count: int,
+    every: float,
+    seed: int,
+    workdir: Path,
+    duration: str,
+    scan: float | None,
+) -> dict[str, Any]:
     with moto_server() as moto:
         extra: list[str] = []
         discover: dict[str, Any] = {"distributions": "all"}
+        if scan is not None:
+            discover["interval_seconds"] = scan
         if events:
             sqs = boto3.client("sqs", endpoint_url=moto.url, **_SQS)
             queue = sqs.create_queue(QueueName="creations")["QueueUrl"]
             extra = ["--events-queue-url", queue, "--events-endpoint-url", moto.url]
             discover["events"] = {"queue_url": queue, "endpoint_url": moto.url}
         with (
-            procs.emulator(DISTRIBUTIONS, DURATION, seed, extra) as emu,
+            procs.emulator(DISTRIBUTIONS, duration, seed, extra) as emu,
             procs.daemon(workdir, emu.url, discover=discover) as daemon,
         ):
             keys = asyncio.run(_create(emu.url, count, every, seed))
             truth = procs.truth(emu.url)
             last = max(r["completes_at"] for r in truth)
-            scan = 300.0 if events else 60.0
-            deadline = last + scan + 30.0  # the scan after the last completion, and some
+            interval = scan or (300.0 if events else 60.0)
+            deadline = last + interval + 30.0  # the scan after the last completion, and some
             state = StateFile(workdir / "state.db")
             try:
                 while time.time() < deadline:
@@ -109,10 +119,18 @@ def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-def run(seed: int, workdir: Path, count: int = 40, every: float = 3.0) -> list[dict[str, Any]]:
+def run(
+    seed: int,
+    workdir: Path,
+    count: int = 40,
+    every: float = 3.0,
+    duration: str = DURATION,
+    scan: float | None = None,
+) -> list[dict[str, Any]]:
+    """`scan`: the listing interval of both runs; None, the product's defaults."""
     rows = []
     for events in (False, True):
         where = workdir / ("events" if events else "scans")
         where.mkdir(parents=True)
-        rows.append(_run(events, count, every, seed, where))
+        rows.append(_run(events, count, every, seed, where, duration, scan))
     return rows

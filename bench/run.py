@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--burst-size", type=int, default=50, help="invalidations per bursty distribution (50)")
     add("--seed", type=int, default=1, help="scenario and emulator seed (1)")
     add("--discovery-count", type=int, default=40, help="invalidations, discovery part (40)")
+    add("--discovery-every", type=_positive, default=3.0, help="seconds between two (3)")
+    add("--discovery-duration", default=discovery.DURATION, help="their durations")
+    add("--discovery-scan", type=_positive, help="listing interval (default: the product's)")
     add("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
     return parser
 
@@ -119,7 +122,14 @@ def main(argv: list[str] | None = None) -> int:
             )
     if "discovery" in parts:
         with tempfile.TemporaryDirectory() as tmp:
-            results["discovery"] = discovery.run(args.seed, Path(tmp), args.discovery_count)
+            results["discovery"] = discovery.run(
+                args.seed,
+                Path(tmp),
+                args.discovery_count,
+                args.discovery_every,
+                args.discovery_duration,
+                args.discovery_scan,
+            )
     report.write_json(results, args.output)
     print(report.markdown(results))
     print(f"\nJSON: {args.output}")

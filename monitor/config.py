@@ -85,6 +85,9 @@ class AwsConfig(_Section):
 
 class StateConfig(_Section):
     path: str = "./state/monitor.db"
+    # With a state several replicas share: how long an account's lease lasts unrenewed;
+    # another replica takes over within about this (and a third of it) after one dies.
+    lease_seconds: float = Field(default=10.0, ge=3, le=300)
 
     @property
     def file(self) -> Path:

@@ -67,6 +67,8 @@ class Discovery:
 
     async def scan(self) -> list[Key]:
         """One pass over the watched distributions; returns the newly tracked keys."""
+        if not self._poller.holds(self.account):
+            return []  # another replica discovers for this account
         if self._marks is None:
             self._marks = await self._store.discovery_marks(self.account)
         distributions, complete = await self._distributions()

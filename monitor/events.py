@@ -32,6 +32,7 @@ from monitor.poller import Poller
 WAIT_SECONDS = 20  # SQS's longest long poll
 BATCH = 10  # SQS's largest receive
 BACKOFF_SECONDS = 30.0  # the longest pause between two failed receives
+STANDBY_SECONDS = 1.0  # how often a standby replica looks whether it took the lease
 OUTCOMES = (
     "tracked",
     "known",
@@ -70,6 +71,9 @@ class EventIntake:
         """Take messages until cancelled."""
         failures = 0
         while True:
+            if not self._poller.holds(self.account):
+                await asyncio.sleep(STANDBY_SECONDS)  # another replica takes the events
+                continue
             try:
                 answer = await self._sqs.receive_message(
                     QueueUrl=self._queue_url,

@@ -39,6 +39,7 @@ class Health:
         self._failures: dict[str, int] = {}  # consecutive failures, by what failed
         self._write_error: str | None = None  # the latest state write failed with this
         self._state_lost: str | None = None
+        self._standing_by = False  # every account's lease is another replica's
 
     # Facts, as the parts report them.
 
@@ -86,6 +87,10 @@ class Health:
     def state_lost(self, reason: str) -> None:
         self._state_lost = reason
 
+    def standing_by(self, standby: bool) -> None:
+        """This replica holds no account's lease: healthy, ready to take one over."""
+        self._standing_by = standby
+
     # Verdicts.
 
     def alive(self) -> tuple[bool, str]:
@@ -108,6 +113,8 @@ class Health:
             return False, f"state file lost: {self._state_lost}"
         if self._write_error is not None:
             return False, f"state writes failing: {self._write_error}"
+        if self._standing_by:
+            return True, "standing by: another replica polls every account"
         for reason, failed in sorted(self._failures.items()):
             if failed >= DISCOVERY_FAILURES:
                 return False, reason.format(failed)

@@ -11,7 +11,7 @@ recorder, which interprets and writes it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Set
 
 from monitor import looks
 from monitor.cloudfront import NOT_SENT, ApiError, CloudFront
@@ -31,12 +31,14 @@ class Looker:
         recorder: Recorder,
         concurrency: int,
         policy: Callable[[], Policy],
+        accounts: Callable[[], Set[str] | None] = lambda: None,
     ) -> None:
         self._clients = clients  # by account name
         self._tracked = tracked
         self._recorder = recorder
         self._concurrency = concurrency
         self._policy = policy
+        self._accounts = accounts  # those this replica holds (None: every one)
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._taken = 0  # jobs the workers took from the queue since the latest plan
         self._listed_at: dict[Scope, float] = {}  # each scope's latest batched refresh
@@ -66,7 +68,7 @@ class Looker:
         # start, or every worker on a slow call) unless a full round is already queued.
         if self._queue.qsize() > max(2 * taken, self._concurrency):
             return
-        pairs, in_flight = self._tracked.view()
+        pairs, in_flight = self._tracked.view(self._accounts())
         for job in looks.plan(pairs, in_flight, now, self._policy(), self._listed_at):
             if isinstance(job, Refresh):
                 self._listed_at[job.account, job.distribution_id] = now

@@ -254,6 +254,12 @@ class Metrics:
             ["account", "outcome"],
             registry=r,
         )
+        self.active = Gauge(
+            "cloudfront_invalidation_monitor_active",
+            "1 on the replica that polls the account (holds its lease), 0 on those standing by",
+            ["account"],
+            registry=r,
+        )
         self.clock_steps = Counter(
             "cloudfront_invalidation_monitor_clock_steps",
             "Steps of the wall clock seen by the daemon (its cadence runs on the monotonic"

@@ -47,6 +47,8 @@ class Poller:
         self._policy = policy
         self._clock = clock or Clock()
         self._tracked = TrackedSet()
+        # The accounts whose lease this replica holds; None: every one (one daemon).
+        self._accounts: set[str] | None = None
         self._recorder = Recorder(
             store,
             self._tracked,
@@ -55,8 +57,11 @@ class Poller:
             odd or OddAnswers(metrics.odd_answer),
             self._clock,
             self.policy,
+            self._lost,
         )
-        self._looker = Looker(clients, self._tracked, self._recorder, concurrency, self.policy)
+        self._looker = Looker(
+            clients, self._tracked, self._recorder, concurrency, self.policy, self.accounts
+        )
         self._checked_at = -float("inf")  # monotonic: a stepped clock must not stop it
         self._state_lost: str | None = None
         self._log = get_logger()
@@ -69,7 +74,37 @@ class Poller:
         self._policy = policy
 
     def pairs(self) -> Iterator[Invalidation]:
-        return iter(self._tracked)
+        """The tracked pairs this replica polls."""
+        if self._accounts is None:
+            return iter(self._tracked)
+        return (inv for inv in self._tracked if inv.account in self._accounts)
+
+    def accounts(self) -> set[str] | None:
+        return self._accounts
+
+    def holds(self, account: str) -> bool:
+        return self._accounts is None or account in self._accounts
+
+    async def hold(self, account: str, held: bool) -> None:
+        """This replica took `account`'s lease (and continues from the stored state), or
+        lost it (and stops polling it at once)."""
+        if self._accounts is None:
+            self._accounts = set()
+        if held:
+            self._accounts.add(account)
+            await self.load(announce=True)
+        else:
+            self._accounts.discard(account)
+            self._health.tracking(self._polled())
+
+    def _polled(self) -> int:
+        if self._accounts is None:
+            return len(self._tracked)
+        return sum(1 for _ in self.pairs())
+
+    def _lost(self, accounts: frozenset[str]) -> None:
+        if self._accounts is not None:
+            self._accounts -= accounts
 
     def stuck_after_seconds(self) -> float:
         return self._policy.stuck_after_seconds
@@ -93,6 +128,8 @@ class Poller:
                 )
             fresh.append(inv)
         added, removed = self._tracked.replace(fresh)
+        added = [inv for inv in added if self.holds(inv.account)]
+        removed = [inv for inv in removed if self.holds(inv.account)]
         if announce:
             for inv in added:
                 self._log.info(
@@ -100,7 +137,7 @@ class Poller:
                 )
             for inv in removed:
                 self._log.info("invalidation_untracked", **_ids(inv))
-        self._health.tracking(len(self._tracked))
+        self._health.tracking(self._polled())
         await self._store.changed_elsewhere()
 
     def start(self) -> None:
@@ -116,7 +153,7 @@ class Poller:
         if (ticked := time.monotonic()) - self._checked_at >= CHANGE_CHECK_SECONDS:
             self._checked_at = ticked
             await self._check_store()
-        self._health.tracking(len(self._tracked))
+        self._health.tracking(self._polled())
         self._looker.plan(self._clock.steady())
         await self._recorder.flush()
 
@@ -135,14 +172,14 @@ class Poller:
         for inv in self._tracked.include(await self._store.get(keys)):
             self._metrics.scope_known(inv.account, inv.key.distribution_id)
             self._log.info("invalidation_tracked", **_ids(inv), source=inv.source, **_origin(inv))
-        self._health.tracking(len(self._tracked))
+        self._health.tracking(self._polled())
         return added
 
     async def untrack(self, key: Key) -> bool:
         removed = await self._store.remove(key)
         if removed and (inv := self._tracked.forget(key)) is not None:
             self._log.info("invalidation_untracked", **_ids(inv))
-            self._health.tracking(len(self._tracked))
+            self._health.tracking(self._polled())
         return removed
 
     async def listed(self, seen: Iterable[tuple[Key, Observation]], *, reload: bool) -> None:

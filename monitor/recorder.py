@@ -24,7 +24,7 @@ from monitor.invalidation import COMPLETED, Invalidation, Key
 from monitor.logs import get_logger
 from monitor.metrics import Metrics
 from monitor.oddities import OddAnswers
-from monitor.store import Store
+from monitor.store import LeaseLost, Store
 from monitor.tracked import TrackedSet
 from monitor.transition import Observation, Policy, Result
 
@@ -43,8 +43,10 @@ class Recorder:
         odd: OddAnswers,
         clock: Clock,
         policy: Callable[[], Policy],
+        on_lease_lost: Callable[[frozenset[str]], None] = lambda accounts: None,
     ) -> None:
         self._store = store
+        self._on_lease_lost = on_lease_lost
         self._tracked = tracked
         self._metrics = metrics
         self._health = health
@@ -137,6 +139,10 @@ class Recorder:
             return
         try:
             await asyncio.shield(self._store.save_poll_times(list(held.values())))
+        except LeaseLost as lost:
+            self._tracked.drop_held(lost.accounts)
+            self._lease_lost(lost)
+            return
         except Exception as error:
             self._write_failed(error, len(held))
             return
@@ -154,6 +160,16 @@ class Recorder:
     async def _write_and_report(self, changes: list[Result]) -> None:
         try:
             applied = await self._store.apply(changes)
+        except LeaseLost as lost:
+            # Another replica polls those accounts now: their results are not ours to
+            # record; the others are written at the next flush.
+            for result in changes:
+                if result.invalidation.account in lost.accounts:
+                    self._tracked.release(result.invalidation.key)
+                else:
+                    self._results.append(result)
+            self._lease_lost(lost)
+            return
         except Exception as error:  # disk full, I/O error: keep every result for the next try
             self._results[:0] = changes
             self._write_failed(error, len(self._results))
@@ -204,6 +220,10 @@ class Recorder:
                 error_code=result.error_code,
                 failures=inv.failures,
             )
+
+    def _lease_lost(self, lost: LeaseLost) -> None:
+        self._log.warning("lease_lost_on_write", accounts=sorted(lost.accounts))
+        self._on_lease_lost(lost.accounts)
 
     def _write_failed(self, error: Exception, pending: int) -> None:
         self._metrics.store_write_failures.inc()

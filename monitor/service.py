@@ -89,6 +89,11 @@ class Service:
         config, tools = self.config, self.tools
         self._parts = parts = await wiring.build(config, tools, stack)
         self.port = parts.endpoint.port
+        if parts.leases is not None:
+            # Released after the last write (the poller stops first), before the store
+            # closes: a standby takes over at once rather than after the lease expires.
+            stack.push_async_callback(parts.leases.release)
+            await parts.leases.round()  # the accounts free now are polled from the start
         self._scheduler = scheduler = AsyncIOScheduler(timezone=UTC)
         self._every(parts.poller.tick, self._tick, "tick")
         for discovery in parts.discoveries:
@@ -111,6 +116,8 @@ class Service:
         tools.health.scheduling(True)
         stack.callback(scheduler.shutdown, wait=False)
         self._own(self._watch_clock(), "clock")
+        if parts.leases is not None:
+            self._own(parts.leases.run(), "leases")
         for intake in parts.intakes:
             self._own(intake.run(), f"events-{intake.account}")
         stack.callback(self.notifier.close)

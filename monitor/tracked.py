@@ -34,9 +34,17 @@ class TrackedSet:
     def get(self, key: Key) -> Invalidation | None:
         return self._pairs.get(key)
 
-    def view(self) -> tuple[Mapping[Key, Invalidation], Set[Key]]:
-        """The pairs and those in flight, read-only, for planning looks."""
-        return MappingProxyType(self._pairs), frozenset(self._in_flight)
+    def view(self, accounts: Set[str] | None = None) -> tuple[Mapping[Key, Invalidation], Set[Key]]:
+        """The pairs (of `accounts`, or all) and those in flight, read-only, for planning."""
+        pairs: Mapping[Key, Invalidation] = MappingProxyType(self._pairs)
+        if accounts is not None:
+            pairs = {key: inv for key, inv in self._pairs.items() if inv.account in accounts}
+        return pairs, frozenset(self._in_flight)
+
+    def drop_held(self, accounts: Set[str]) -> None:
+        """Poll times of accounts this replica no longer polls: the new holder's win."""
+        for key in [key for key, inv in self._held.items() if inv.account in accounts]:
+            del self._held[key]
 
     # A look's life: claimed when queued, settled (or released) when its result is in.
 

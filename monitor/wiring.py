@@ -21,6 +21,7 @@ from monitor.endpoint import Endpoint
 from monitor.events import EventIntake, open_queue
 from monitor.health import Health
 from monitor.invalidation import Key
+from monitor.lease import LeaseKeeper, Leases
 from monitor.logs import get_logger
 from monitor.metrics import Metrics
 from monitor.oddities import OddAnswers
@@ -56,6 +57,7 @@ class Parts:
     intakes: list[EventIntake]
     paths: PathsFetcher | None  # quota.paths on for some account
     endpoint: Endpoint
+    leases: LeaseKeeper | None  # a state shared by replicas; None: this daemon's alone
 
 
 def instruments(config: Config, tick_seconds: float) -> Instruments:
@@ -122,6 +124,21 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
         tools.clock,
         tools.odd,
     )
+    accounts = [account.name for account in config.account_list()]
+    keeper = None
+    if isinstance(store, Leases):
+
+        async def changed(account: str, held: bool) -> None:
+            tools.metrics.active.labels(account).set(int(held))
+            await poller.hold(account, held)
+            tools.health.standing_by(not any(poller.holds(a) for a in accounts))
+
+        keeper = LeaseKeeper(store, accounts, config.state.lease_seconds, changed)
+        for account in accounts:
+            await changed(account, False)  # standing by until the first round says
+    else:
+        for account in accounts:
+            tools.metrics.active.labels(account).set(1)
     await poller.load()
     tools.health.loaded()
     quotas = {a.name: a.quota for a in config.account_list() if a.quota is not None}
@@ -153,7 +170,7 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
     paths = PathsFetcher(clients, poller, wanting) if wanting else None
     host, port = config.http.address
     endpoint = await stack.enter_async_context(Endpoint(host, port, tools.metrics, tools.health))
-    return Parts(store, clients, poller, discoveries, intakes, paths, endpoint)
+    return Parts(store, clients, poller, discoveries, intakes, paths, endpoint, keeper)
 
 
 async def policy_for(config: Config, store: Store) -> Policy:

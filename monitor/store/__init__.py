@@ -32,6 +32,14 @@ class StoreNotWritable(StoreError):
     retry or restart helps until someone changes that, which the message says how to do."""
 
 
+class LeaseLost(StoreError):
+    """Another replica holds these accounts' leases now: nothing of theirs was written."""
+
+    def __init__(self, accounts: frozenset[str]) -> None:
+        super().__init__(f"lease lost for account(s) {', '.join(sorted(accounts))}")
+        self.accounts = accounts
+
+
 @dataclass(frozen=True, slots=True)
 class Applied:
     """What a batch of results changed durably."""

@@ -1,0 +1,105 @@
+"""Which replica polls which account: a lease the state store enforces.
+
+Any number of daemons sharing one PostgreSQL state form one monitor: for each account, the
+replica holding its lease polls, discovers and takes events; the others stand by, renew
+nothing, and take the lease over once it expires. The store fences every write of poll
+results with the lease (in the same transaction), so a replica that lost it (paused,
+partitioned) records nothing after another took over. With a state file (SQLite) there is
+one daemon per file, which holds every account's lease for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol, runtime_checkable
+
+from monitor.logs import get_logger
+
+
+@runtime_checkable
+class Leases(Protocol):
+    async def hold(self, account: str) -> bool:
+        """Take the account's lease if it is free or expired, renew it if ours; whether
+        this replica holds it now."""
+        ...
+
+    async def release(self, account: str) -> None:
+        """Give it up (at shutdown), so a standby need not wait for it to expire."""
+        ...
+
+
+class Sole:
+    """One daemon for the state: every account is its own, always."""
+
+    async def hold(self, account: str) -> bool:
+        return True
+
+    async def release(self, account: str) -> None:
+        return None
+
+
+class LeaseKeeper:
+    """Renews this replica's leases, takes expired ones over, and says which accounts it
+    holds (`changed`) as that changes."""
+
+    def __init__(
+        self,
+        leases: Leases,
+        accounts: Iterable[str],
+        lease_seconds: float,
+        changed: Callable[[str, bool], Awaitable[None]],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._leases = leases
+        self._accounts = list(accounts)
+        self._lease_seconds = lease_seconds
+        self._changed = changed
+        self._clock = clock
+        self._held: dict[str, float] = {}  # account -> monotonic time of the last renewal
+        self._log = get_logger()
+
+    @property
+    def every(self) -> float:
+        """A renewal a third of the lease: two may fail before it expires."""
+        return self._lease_seconds / 3
+
+    def holds(self, account: str) -> bool:
+        return account in self._held
+
+    async def run(self) -> None:
+        while True:
+            await self.round()
+            await asyncio.sleep(self.every)
+
+    async def round(self) -> None:
+        for account in self._accounts:
+            fresh = account not in self._held
+            try:
+                held = await self._leases.hold(account)
+            except Exception as error:
+                # Not renewed: ours until the store would let it expire, minus a renewal's
+                # worth, so that we stop before anyone else can start.
+                since = self._clock() - self._held.get(account, -float("inf"))
+                held = since < self._lease_seconds - self.every
+                self._log.warning("lease_renewal_failed", account=account, error=str(error))
+            else:
+                if held:
+                    self._held[account] = self._clock()  # renewed as of now
+            if held:
+                if fresh:
+                    self._log.info("lease_acquired", account=account)
+                    await self._changed(account, True)
+            elif account in self._held:
+                del self._held[account]
+                self._log.warning("lease_lost", account=account)
+                await self._changed(account, False)
+
+    async def release(self) -> None:
+        for account in list(self._held):
+            try:
+                await self._leases.release(account)
+            except Exception as error:  # it expires by itself
+                self._log.warning("lease_release_failed", account=account, error=str(error))
+            del self._held[account]

@@ -1,0 +1,84 @@
+"""The lease keeper: which accounts this replica polls, as its store's leases say."""
+
+from __future__ import annotations
+
+from monitor.lease import LeaseKeeper, Sole
+
+
+class Store:
+    """The store's lease answers, as a test sets them; a renewal may fail outright."""
+
+    def __init__(self) -> None:
+        self.ours: set[str] = set()
+        self.down = False
+        self.released: list[str] = []
+
+    async def hold(self, account: str) -> bool:
+        if self.down:
+            raise ConnectionError("the database is unreachable")
+        return account in self.ours
+
+    async def release(self, account: str) -> None:
+        self.released.append(account)
+        self.ours.discard(account)
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def keeper(store: Store, clock: Ticks) -> tuple[LeaseKeeper, list[tuple[str, bool]]]:
+    changes: list[tuple[str, bool]] = []
+
+    async def changed(account: str, held: bool) -> None:
+        changes.append((account, held))
+
+    return LeaseKeeper(store, ["prod", "dev"], 9.0, changed, clock), changes
+
+
+async def test_taken_and_lost_leases_are_told_once_each() -> None:
+    store, clock = Store(), Ticks()
+    leases, changes = keeper(store, clock)
+    await leases.round()
+    assert changes == [] and not leases.holds("prod")  # another replica's
+    store.ours = {"prod"}
+    await leases.round()
+    await leases.round()  # renewed: nothing new to tell
+    assert changes == [("prod", True)] and leases.holds("prod")
+    store.ours = set()  # taken over elsewhere
+    await leases.round()
+    assert changes == [("prod", True), ("prod", False)]
+
+
+async def test_a_lease_not_renewed_is_given_up_before_the_store_lets_it_expire() -> None:
+    store, clock = Store(), Ticks()
+    leases, changes = keeper(store, clock)
+    store.ours = {"prod"}
+    await leases.round()
+    store.down = True
+    clock.now += 5.9  # under 9 - 3: another replica cannot have it yet
+    await leases.round()
+    assert leases.holds("prod") and changes == [("prod", True)]
+    clock.now += 0.2  # 6.1 since the last renewal: stop now, before the store frees it
+    await leases.round()
+    assert not leases.holds("prod") and changes[-1] == ("prod", False)
+
+
+async def test_held_leases_are_given_up_at_shutdown() -> None:
+    store, clock = Store(), Ticks()
+    leases, _ = keeper(store, clock)
+    store.ours = {"prod", "dev"}
+    await leases.round()
+    await leases.release()
+    assert sorted(store.released) == ["dev", "prod"]
+    assert not leases.holds("prod") and not leases.holds("dev")
+    assert leases.every == 3.0
+
+
+async def test_a_daemon_alone_holds_every_lease() -> None:
+    sole = Sole()
+    assert await sole.hold("anything")

@@ -37,6 +37,7 @@ class Health:
         self._discovering: dict[str, float] = {}  # accounts discovering, their intervals
         self._scan_failures: dict[str, int] = {}  # consecutive failed scans, by account
         self._write_error: str | None = None  # the latest state write failed with this
+        self._read_error: str | None = None  # the latest look at the state failed with this
         self._state_lost: str | None = None
 
     # Facts, as the parts report them.
@@ -74,6 +75,12 @@ class Health:
     def write_failed(self, error: str) -> None:
         self._write_error = error
 
+    def read_succeeded(self) -> None:
+        self._read_error = None
+
+    def read_failed(self, error: str) -> None:
+        self._read_error = error
+
     def state_lost(self, reason: str) -> None:
         self._state_lost = reason
 
@@ -99,6 +106,8 @@ class Health:
             return False, f"state file lost: {self._state_lost}"
         if self._write_error is not None:
             return False, f"state writes failing: {self._write_error}"
+        if self._read_error is not None:
+            return False, f"state reads failing: {self._read_error}"
         for account in sorted(self._discovering):
             failed = self._scan_failures.get(account, 0)
             if failed >= DISCOVERY_FAILURES:

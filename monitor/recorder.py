@@ -139,6 +139,9 @@ class Recorder:
             await asyncio.shield(self._store.save_poll_times(list(held.values())))
         except Exception as error:
             self._write_failed(error, len(held))
+            # Tried again at the next flush: readiness must not wait a whole interval to
+            # come back once the store does.
+            self._checkpoint_at = -float("inf")
             return
         self._health.written()
         self._tracked.saved(held)

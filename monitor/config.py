@@ -83,15 +83,41 @@ class AwsConfig(_Section):
     read_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
 
 
+def _postgres_url(value: str) -> str:
+    from monitor.store import pgurl
+
+    pgurl.check(value)
+    return value
+
+
 class StateConfig(_Section):
     path: str = "./state/monitor.db"
     # With a state several replicas share: how long an account's lease lasts unrenewed;
     # another replica takes over within about this (and a third of it) after one dies.
     lease_seconds: float = Field(default=10.0, ge=3, le=300)
+    # A PostgreSQL database instead of the SQLite file (monitor/store/postgres.py); kept
+    # out of the config's repr, which would show its password.
+    url: Annotated[str, AfterValidator(_postgres_url)] | None = Field(default=None, repr=False)
+
+    @model_validator(mode="after")
+    def _one_place(self) -> StateConfig:
+        if self.url is not None and "path" in self.model_fields_set:
+            raise ValueError("give state.path (an SQLite file) or state.url (PostgreSQL), not both")
+        return self
 
     @property
     def file(self) -> Path:
         return Path(self.path)
+
+    @property
+    def where(self) -> str:
+        """Where the state is, for messages and logs: the file, or the URL without its
+        password."""
+        if self.url is None:
+            return self.path
+        from monitor.store import pgurl
+
+        return pgurl.masked(self.url)
 
 
 class PollConfig(_Section):

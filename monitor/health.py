@@ -38,6 +38,7 @@ class Health:
         self._discovering: dict[str, float] = {}  # accounts discovering, their intervals
         self._failures: dict[str, int] = {}  # consecutive failures, by what failed
         self._write_error: str | None = None  # the latest state write failed with this
+        self._read_error: str | None = None  # the latest look at the state failed with this
         self._state_lost: str | None = None
         self._standing_by = False  # every account's lease is another replica's
 
@@ -84,6 +85,12 @@ class Health:
     def write_failed(self, error: str) -> None:
         self._write_error = error
 
+    def read_succeeded(self) -> None:
+        self._read_error = None
+
+    def read_failed(self, error: str) -> None:
+        self._read_error = error
+
     def state_lost(self, reason: str) -> None:
         self._state_lost = reason
 
@@ -113,6 +120,8 @@ class Health:
             return False, f"state file lost: {self._state_lost}"
         if self._write_error is not None:
             return False, f"state writes failing: {self._write_error}"
+        if self._read_error is not None:
+            return False, f"state reads failing: {self._read_error}"
         if self._standing_by:
             return True, "standing by: another replica polls every account"
         for reason, failed in sorted(self._failures.items()):

@@ -83,6 +83,8 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
     # our poll_failed line (AssumeRoleFailed, with STS's message) says it once per look.
     logging.getLogger("aiobotocore.credentials").setLevel(logging.ERROR)
     logging.getLogger("apscheduler").setLevel(max(_LEVELS[level], logging.WARNING))
+    # The state database's pool logs every connection it hands out at INFO.
+    logging.getLogger("psycopg.pool").setLevel(max(_LEVELS[level], logging.WARNING))
 
 
 def get_logger(**context: Any) -> structlog.typing.FilteringBoundLogger:

@@ -64,6 +64,7 @@ class Poller:
         )
         self._checked_at = -float("inf")  # monotonic: a stepped clock must not stop it
         self._state_lost: str | None = None
+        self._stale = False  # changed elsewhere, and not reloaded yet
         self._log = get_logger()
 
     def policy(self) -> Policy:
@@ -130,6 +131,7 @@ class Poller:
         added, removed = self._tracked.replace(fresh)
         added = [inv for inv in added if self.holds(inv.account)]
         removed = [inv for inv in removed if self.holds(inv.account)]
+        self._stale = False
         if announce:
             for inv in added:
                 self._log.info(
@@ -196,13 +198,23 @@ class Poller:
         await self._recorder.flush()
 
     async def _check_store(self) -> None:
-        if self._state_lost is None:  # once lost, for good: restart to read it again
-            self._state_lost = await self._store.lost()
-            if self._state_lost is not None:
-                self._health.state_lost(self._state_lost)
-                self._log.error("state_file_lost", reason=self._state_lost)
-        if await self._store.changed_elsewhere():
-            await self.load(announce=True)
+        # A store that cannot be read (its database restarting, say) costs this check, not
+        # the tick: the answers in hand are still written, or kept until they can be.
+        try:
+            if self._state_lost is None:  # once lost, for good: restart to read it again
+                self._state_lost = await self._store.lost()
+                if self._state_lost is not None:
+                    self._health.state_lost(self._state_lost)
+                    self._log.error("state_file_lost", reason=self._state_lost)
+            if await self._store.changed_elsewhere():
+                self._stale = True
+            if self._stale:
+                await self.load(announce=True)
+        except Exception as error:
+            self._health.read_failed(str(error))
+            self._log.error("store_read_failed", error=str(error))
+            return
+        self._health.read_succeeded()
 
 
 def _origin(inv: Invalidation) -> dict[str, object]:

@@ -145,6 +145,9 @@ class Recorder:
             return
         except Exception as error:
             self._write_failed(error, len(held))
+            # Tried again at the next flush: readiness must not wait a whole interval to
+            # come back once the store does.
+            self._checkpoint_at = -float("inf")
             return
         self._health.written()
         self._tracked.saved(held)

@@ -128,7 +128,7 @@ class Service:
             listen=f"{config.http.address[0]}:{parts.endpoint.port}",
             endpoint_url=config.aws.endpoint_url or "default",
             accounts=sorted(parts.clients),
-            state=str(config.state.file),
+            state=config.state.where,
             interval_seconds=config.poll.interval_seconds,
             concurrency=config.poll.concurrency,
         )

@@ -94,18 +94,20 @@ class Observed(ApiObserver):
 
 async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Parts:
     """Every part, opened; each is closed by `stack`, in the reverse order."""
-    lock = DaemonLock(config.state.file)
     try:
-        lock.acquire()
-        stack.callback(lock.release)
+        if config.state.url is None:  # a database is shared by design: no file to lock
+            lock = DaemonLock(config.state.file)
+            lock.acquire()
+            stack.callback(lock.release)
         store = await open_store(config.state)
+        stack.push_async_callback(store.close)
+        configured = await track_configured(store, config)
     except StoreNotWritable:
         raise  # a status of its own: no restart helps (monitor/cli/run.py)
     except StoreError as error:
         raise StartupError(str(error)) from None
-    stack.push_async_callback(store.close)
     log = get_logger()
-    for account, key in await track_configured(store, config):
+    for account, key in configured:
         log.info("invalidation_tracked", **key._asdict(), source="config", account=account)
     observer = Observed(tools.metrics, tools.health, tools.odd)
     try:

@@ -2,12 +2,16 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from monitor.store import Store
+from monitor.store.postgres import PostgresStore
+from monitor.store.sqlite import SqliteStore
 from tests.pg import Cluster
 from tests.support import TEST_ENV, Moto, moto_server
 
@@ -55,3 +59,49 @@ def pg_url(pg_cluster: Cluster) -> Iterator[str]:
     yield pg_cluster.database_url(name)
     with psycopg.connect(pg_cluster.url, autocommit=True, connect_timeout=10) as admin:
         admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+class Place:
+    """Where one store lives: open it, and open it again as another process would."""
+
+    def __init__(self, backend: str, location: str | Path) -> None:
+        self.backend = backend
+        self.location = location
+        self._opened: list[Store] = []
+
+    async def open(self) -> Store:
+        store: Store
+        if self.backend == "postgres":
+            store = await PostgresStore.open(str(self.location))
+        else:
+            store = await SqliteStore.open(self.location)
+        self._opened.append(store)
+        return store
+
+    async def reopen(self, store: Store) -> Store:
+        """Close `store` (a process that stopped) and open the same place afresh."""
+        self._opened.remove(store)
+        await store.close()
+        return await self.open()
+
+    async def close(self) -> None:
+        while self._opened:
+            await self._opened.pop().close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def place(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Place]:
+    """Each backend in turn: an SQLite file, or a fresh database on the session's server.
+    The stores opened through it are closed afterwards."""
+    location = (
+        request.getfixturevalue("pg_url") if request.param == "postgres" else tmp_path / "m.db"
+    )
+    where = Place(request.param, location)
+    yield where
+    await where.close()
+
+
+@pytest.fixture
+async def store(place: Place) -> Store:
+    """An opened store of each backend in turn."""
+    return await place.open()

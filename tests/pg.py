@@ -54,9 +54,11 @@ def _as_server_user() -> list[str]:
 
 class Cluster:
     """One initdb'd cluster: `start()`, `stop()`, `restart()`, `url`; `close()` (or the
-    end of a `with` block) stops it and removes its directory."""
+    end of a `with` block) stops it and removes its directory. With a `primary`, a hot
+    standby of it instead: a base backup that streams from it and serves reads only."""
 
-    def __init__(self) -> None:
+    def __init__(self, primary: Cluster | None = None) -> None:
+        self.primary = primary
         self.bindir = server_bindir()
         self.port = free_port()
         self._prefix = _as_server_user()
@@ -93,6 +95,13 @@ class Cluster:
             raise RuntimeError(f"{tool} {' '.join(args)} failed:\n{result.stderr}\n{tail}")
 
     def init(self) -> None:
+        if self.primary is not None:
+            # -R writes standby.signal and the primary's address: it starts as a standby.
+            self._run(
+                "pg_basebackup", "-D", str(self.data), "-h", "127.0.0.1",
+                "-p", str(self.primary.port), "-U", USER, "-R", "--checkpoint=fast",
+            )  # fmt: skip
+            return
         # Trust on loopback and the socket: a test cluster, reachable only from here.
         self._run(
             "initdb", "-D", str(self.data), "-A", "trust", "-U", USER,

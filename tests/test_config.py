@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import ConfigError, load_config
+from monitor.config import ConfigError, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,6 +77,11 @@ BAD = [
     ("port out of range", "http:\n  listen: 127.0.0.1:70000\n", "http.listen: port 70000"),
     ("bad log format", "log:\n  format: xml\n", "log.format:"),
     ("bad endpoint", "aws:\n  endpoint_url: ftp://x\n", "aws.endpoint_url:"),
+    (
+        "state in two places",
+        "state:\n  path: m.db\n  url: postgresql://127.0.0.1/monitor\n",
+        "state: give state.path (an SQLite file) or state.url (PostgreSQL), not both",
+    ),
     ("not a mapping", "- a\n- b\n", "the top level must be a mapping"),
     ("invalid yaml", "poll: [unclosed\n", "line 2"),
 ]
@@ -123,6 +128,37 @@ def test_daemon_exits_78_with_one_line_and_no_traceback(
     assert "config error" in lines[0] and expected in lines[0]
     assert "Traceback" not in result.stderr
     assert not state.exists()  # nothing was started or created
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("mysql://monitor:hunter2@db/monitor", "'mysql://monitor:***@db/monitor' is not a Postgre"),
+        ("postgresql://monitor:hunter2@db/monitor?foo=1", 'invalid URI query parameter: "foo"'),
+        ("postgresql://monitor:hunter2@db:5432x/monitor", "'5432x' is not a port number"),
+        ("postgresql://monitor:hunt%zz@db/monitor", 'invalid percent-encoded token: "***"'),
+        ("postgresql://db/monitor?password=hunter2&nope=1", "?password=***&nope=1': invalid"),
+    ],
+)
+def test_a_state_url_is_checked_by_libpq_and_its_password_never_shown(
+    url: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"state": {"url": url}})
+    message = str(caught.value)
+    assert message.startswith("config: state.url: ") and expected in message, message
+    assert "hunt" not in message and "\n" not in message
+
+
+def test_a_state_url_replaces_the_state_file() -> None:
+    url = "postgresql://monitor:hunter2@db1:5432,db2/monitor?target_session_attrs=read-write"
+    state = parse_config({"state": {"url": url}}).state
+    assert state.url == url
+    assert state.where == (
+        "postgresql://monitor:***@db1:5432,db2/monitor?target_session_attrs=read-write"
+    )
+    assert "hunter2" not in repr(state)
+    assert parse_config({}).state.where == "./state/monitor.db"
 
 
 ACCOUNT_PAIR = {"distribution_id": "EDFDVBD6EXAMPLE", "invalidation_id": "I2J0I21PCUYOIK"}

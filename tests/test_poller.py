@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -414,41 +415,77 @@ async def test_poll_times_from_another_clock_never_postpone_a_look_past_an_inter
     await rig.until(lambda: any(i.status == "InProgress" for i in rig.poller.pairs()), ticks=50)
 
 
-class FailingCheckpoints:
-    """The real store, but its disk refuses the first checkpoint (as a full one would)."""
+class Refusing:
+    """The real store, but `method` fails its next `refusals` calls (a full disk, a
+    database restarting)."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, method: str, error: Exception, refusals: int) -> None:
         self._store = store
-        self.refusals = 1
+        self._method = method
+        self._error = error
+        self.refusals = refusals
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
+        real = getattr(self._store, name)
+        if name != self._method:
+            return real
 
-    async def save_poll_times(self, invalidations: Any) -> None:
-        if self.refusals:
-            self.refusals -= 1
-            raise OSError(28, "No space left on device")
-        await self._store.save_poll_times(invalidations)
+        async def refusing(*args: Any, **kwargs: Any) -> Any:
+            if self.refusals:
+                self.refusals -= 1
+                raise self._error
+            return await real(*args, **kwargs)
+
+        return refusing
 
 
-async def test_readiness_returns_once_a_checkpoint_is_written(
+@asynccontextmanager
+async def refusing_rig(
+    moto: Moto, tmp_path: Path, method: str, error: Exception, refusals: int = 1
+) -> AsyncIterator[tuple[Rig, Refusing]]:
+    wrapped: list[Refusing] = []
+
+    def wrap(store: Any) -> Any:
+        wrapped.append(Refusing(store, method, error, refusals))
+        return wrapped[0]
+
+    async with poller_rig(moto.url, tmp_path, POLICY, store=wrap) as rig:
+        rig.health.scheduling(True)
+        yield rig, wrapped[0]
+
+
+DISK_FULL = OSError(28, "No space left on device")
+
+
+async def test_readiness_returns_at_the_next_flush_once_a_checkpoint_is_written(
     moto: Moto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(recorder_module, "CHECKPOINT_SECONDS", 0.0)
-    failing: list[FailingCheckpoints] = []
-
-    def disk(store: Any) -> Any:
-        failing.append(FailingCheckpoints(store))
-        return failing[0]
-
-    async with poller_rig(moto.url, tmp_path, POLICY, store=disk) as rig:
-        rig.health.scheduling(True)
+    async with refusing_rig(moto, tmp_path, "save_poll_times", DISK_FULL) as (rig, disk):
         dist = moto.create_distribution()
         await rig.store.add([Key(dist, moto.create_invalidation(dist))], "config")
         await rig.poller.load()
-        await rig.until(lambda: failing[0].refusals == 0)
+        await rig.until(lambda: disk.refusals == 0)
         assert rig.health.ready()[1].startswith("state writes failing")
-        await rig.until(lambda: rig.health.is_ready())
+        # Checkpoints are far apart again: the one that failed must not wait for the next.
+        monkeypatch.setattr(recorder_module, "CHECKPOINT_SECONDS", 3600.0)
+        await rig.until(lambda: rig.health.is_ready(), ticks=20)
+
+
+async def test_a_change_elsewhere_is_picked_up_even_when_the_first_reload_fails(
+    moto: Moto, tmp_path: Path
+) -> None:
+    restarting = OSError("the state database is restarting")
+    async with refusing_rig(moto, tmp_path, "active", restarting, 0) as (rig, database):
+        dist = moto.create_distribution()
+        key = Key(dist, moto.create_invalidation(dist))
+        database.refusals = 1
+        StateFile(rig.store.path).add([key], "cli")  # the command line, meanwhile
+        await rig.poller.tick()  # the tick survives the failed reload, and says so
+        assert database.refusals == 0 and list(rig.poller.pairs()) == []
+        assert rig.health.ready()[1] == f"state reads failing: {restarting}"
+        await rig.until(lambda: [inv.key for inv in rig.poller.pairs()] == [key])
+        assert not rig.health.ready()[1].startswith("state reads failing")
 
 
 async def test_pairs_tracked_and_untracked_from_inside_the_daemon(moto: Moto, rig: Rig) -> None:

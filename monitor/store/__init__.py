@@ -1,16 +1,16 @@
 """The state store: tracked pairs, their transition history, and discovery's marks.
 
 `Store` is everything the engine, discovery and the command line ask of it; a backend is
-a module of its own that implements it (`sqlite`). Recording is exactly-once by the
-store's own constraint: a transition it already holds is ignored, and only the ones it
-newly recorded are handed back to be counted and logged.
+a module of its own that implements it (`sqlite`, the default; `postgres`). Recording is
+exactly-once by the store's own constraint: a transition it already holds is ignored, and
+only the ones it newly recorded are handed back to be counted and logged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from monitor.invalidation import DEFAULT_ACCOUNT, Invalidation, Key, Origin
 
@@ -49,6 +49,23 @@ class Applied:
     # Moved to another account while the call was in flight: not written (the answer came
     # with the old account's credentials), the pair is still tracked.
     moved: frozenset[Key] = frozenset()
+
+
+class Stored(NamedTuple):
+    """A tracked pair as the store holds it: its state, and when it was first tracked (what
+    `all` orders by)."""
+
+    invalidation: Invalidation
+    added_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """What `restore` wrote that the store did not hold."""
+
+    pairs: int
+    transitions: int
+    marks: int
 
 
 class Store(Protocol):
@@ -124,6 +141,32 @@ class Store(Protocol):
 
     async def mark_discovered(self, account: str, newest: dict[str, float]) -> None: ...
 
+    # A copy of everything, for moving a state from one store to another (migrate.py).
+
+    async def dump_pairs(self, *, after: Key | None = None, limit: int = 1000) -> list[Stored]:
+        """Tracked pairs with every field, in key order, after `after` (a cursor)."""
+        ...
+
+    async def dump_history(
+        self, *, after: int = 0, limit: int = 1000
+    ) -> list[tuple[int, Transition]]:
+        """Transitions in the order recorded, each with its position (the next cursor)."""
+        ...
+
+    async def dump_marks(self) -> dict[tuple[str, str], float]:
+        """Every discovery mark, by (account, distribution)."""
+        ...
+
+    async def restore(
+        self,
+        pairs: Sequence[Stored],
+        history: Sequence[Transition],
+        marks: Mapping[tuple[str, str], float],
+    ) -> Restored:
+        """Write these as they are, in one transaction, keeping whatever the store already
+        holds (a pair, a transition; a mark only moves forward); history after its own."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -133,6 +176,10 @@ async def open_store(
     """The backend the settings name, opened: created and migrated if need be, unless
     `create` is False (a store not there yet is `StoreMissing`), or `read_only`, which
     changes nothing at all and refuses a store that would need migrating."""
+    if settings.url is not None:
+        from monitor.store.postgres import PostgresStore
+
+        return await PostgresStore.open(settings.url, read_only=read_only, create=create)
     from monitor.store.sqlite import SqliteStore
 
     return await SqliteStore.open(settings.file, read_only=read_only, create=create)

@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any, TypeVar, get_args, get_type_hints
 
 from monitor.invalidation import DEFAULT_ACCOUNT, STATE_FIELDS, Invalidation, Key, Origin
-from monitor.store import Applied, StoreError, StoreMissing, StoreNotWritable
+from monitor.store import (
+    Applied,
+    Restored,
+    Stored,
+    StoreError,
+    StoreMissing,
+    StoreNotWritable,
+    queries,
+)
 from monitor.transition import Result, Transition
 
 SCHEMA_VERSION = 3
@@ -90,34 +98,7 @@ CREATE TABLE IF NOT EXISTS discovery_marks (
 ) WITHOUT ROWID;
 """
 
-_COLUMNS = (
-    "distribution_id, invalidation_id, source, status, create_time, first_seen, last_polled,"
-    " completed_at, failures, last_error, gave_up, stuck, next_poll_at, account,"
-    " seen_in_progress_at, creator, paths"
-)
-
 T = TypeVar("T")
-
-
-def _row_to_invalidation(row: Sequence[Any]) -> Invalidation:
-    return Invalidation(
-        key=Key(row[0], row[1]),
-        source=row[2],
-        status=row[3],
-        create_time=row[4],
-        first_seen=row[5],
-        last_polled=row[6],
-        completed_at=row[7],
-        failures=row[8],
-        last_error=row[9],
-        gave_up=bool(row[10]),
-        stuck=bool(row[11]),
-        next_poll_at=row[12],
-        account=row[13],
-        seen_in_progress_at=row[14],
-        creator=row[15],
-        paths=None if row[16] is None else tuple(json.loads(row[16])),
-    )
 
 
 def _tables(conn: sqlite3.Connection) -> dict[str, list[str]]:
@@ -399,29 +380,21 @@ class StateFile:
         return cursor.rowcount > 0
 
     def active(self) -> list[Invalidation]:
-        rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM invalidations"
-            " WHERE gave_up = 0 AND (status IS NULL OR status != 'Completed')"
-        )
-        return [_row_to_invalidation(row) for row in rows]
+        return [_invalidation(row) for row in self._conn.execute(queries.ACTIVE)]
 
     def all(self) -> list[Invalidation]:
-        rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM invalidations ORDER BY added_at, distribution_id,"
-            " invalidation_id"
-        )
-        return [_row_to_invalidation(row) for row in rows]
+        return [_invalidation(row) for row in self._conn.execute(queries.ALL)]
 
     def get(self, keys: Iterable[Key]) -> list[Invalidation]:
         found = []
         for key in keys:
             row = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM invalidations"
+                f"SELECT {queries.COLUMNS} FROM invalidations"
                 " WHERE distribution_id = ? AND invalidation_id = ?",
                 key,
             ).fetchone()
             if row is not None:
-                found.append(_row_to_invalidation(row))
+                found.append(_invalidation(row))
         return found
 
     def page(
@@ -433,54 +406,28 @@ class StateFile:
         distribution_id: str | None = None,
     ) -> list[Invalidation]:
         """Tracked pairs in key order, after `after`, filtered."""
-        where, args = ["(distribution_id, invalidation_id) > (?, ?)"], [*(after or ("", ""))]
-        if status is not None:
-            where.append("coalesce(status, '') = ?")
-            args.append(status)
-        if distribution_id is not None:
-            where.append("distribution_id = ?")
-            args.append(distribution_id)
-        rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM invalidations WHERE {' AND '.join(where)}"
-            " ORDER BY distribution_id, invalidation_id LIMIT ?",
-            (*args, limit),
-        )
-        return [_row_to_invalidation(row) for row in rows]
+        statement, args = queries.page(after, limit, status, distribution_id)
+        return [_invalidation(row) for row in self._conn.execute(statement, args)]
 
     def history(self, key: Key | None = None) -> list[Transition]:
-        where, args = (
-            ("", ())
+        rows = (
+            self._conn.execute(queries.HISTORY)
             if key is None
-            else (
-                " WHERE distribution_id = ? AND invalidation_id = ?",
-                tuple(key),
-            )
+            else self._conn.execute(queries.HISTORY_OF, key)
         )
-        rows = self._conn.execute(
-            "SELECT distribution_id, invalidation_id, from_status, to_status, observed_at,"
-            " create_time, latency_seconds, latency_uncertainty_seconds FROM transitions"
-            f"{where} ORDER BY id",
-            args,
-        )
-        return [Transition(Key(r[0], r[1]), *r[2:]) for r in rows.fetchall()]
+        return [queries.transition(row) for row in rows.fetchall()]
 
     def recent_latencies(self, limit: int, max_uncertainty: float = math.inf) -> list[float]:
         """The latest measured latencies, oldest first: those certain enough to learn from."""
         rows = self._conn.execute(
-            "SELECT latency_seconds FROM transitions WHERE latency_seconds IS NOT NULL"
-            " AND (latency_uncertainty_seconds IS NULL OR latency_uncertainty_seconds <= ?)"
-            " ORDER BY id DESC LIMIT ?",
+            queries.RECENT_LATENCIES,
             (max_uncertainty if math.isfinite(max_uncertainty) else 1e308, limit),
         )
         return [row[0] for row in rows][::-1]
 
     def discovery_marks(self, account: str) -> dict[str, float]:
         """The newest CreateTime discovery's latest listing of each distribution held."""
-        rows = self._conn.execute(
-            "SELECT distribution_id, newest_create_time FROM discovery_marks WHERE account = ?",
-            (account,),
-        )
-        return dict(rows.fetchall())
+        return dict(self._conn.execute(queries.DISCOVERY_MARKS, (account,)).fetchall())
 
     def mark_discovered(self, account: str, newest: dict[str, float]) -> None:
         with self._transaction():
@@ -508,18 +455,8 @@ class StateFile:
                 if t is None or t.key not in updated:
                     continue
                 cursor = self._conn.execute(
-                    "INSERT OR IGNORE INTO transitions (distribution_id, invalidation_id,"
-                    " from_status, to_status, observed_at, create_time, latency_seconds,"
-                    " latency_uncertainty_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        *t.key,
-                        t.from_status,
-                        t.to_status,
-                        t.observed_at,
-                        t.create_time,
-                        t.latency_seconds,
-                        t.latency_uncertainty_seconds,
-                    ),
+                    _RECORD,
+                    queries.transition_row(t),
                 )
                 if cursor.rowcount:
                     recorded.append(t)
@@ -549,6 +486,45 @@ class StateFile:
                 (written if row[0] == inv.account else moved).add(inv.key)
         return written, moved
 
+    def dump_pairs(self, after: Key | None = None, limit: int = 1000) -> list[Stored]:
+        rows = self._conn.execute(queries.DUMP_PAIRS, (*(after or ("", "")), limit))
+        return [Stored(_invalidation(row), row[-1]) for row in rows]
+
+    def dump_history(self, after: int = 0, limit: int = 1000) -> list[tuple[int, Transition]]:
+        rows = self._conn.execute(queries.DUMP_HISTORY, (after, limit))
+        return [(row[0], queries.transition(row[1:])) for row in rows]
+
+    def dump_marks(self) -> dict[tuple[str, str], float]:
+        rows = self._conn.execute(queries.DUMP_MARKS)
+        return {(account, distribution): at for account, distribution, at in rows}
+
+    def restore(
+        self,
+        pairs: Sequence[Stored],
+        history: Sequence[Transition],
+        marks: Mapping[tuple[str, str], float],
+    ) -> Restored:
+        """Write these as they are, keeping what the file holds; a mark only moves forward."""
+        with self._transaction():
+            copied = self._conn.executemany(
+                _RESTORE_PAIR,
+                [
+                    (*_state_row(inv), inv.source, *_origin_row(inv.origin), added_at)
+                    for inv, added_at in pairs
+                ],
+            ).rowcount
+            recorded = self._conn.executemany(
+                _RECORD, [queries.transition_row(t) for t in history]
+            ).rowcount
+            marked = self._conn.executemany(
+                "INSERT INTO discovery_marks (account, distribution_id, newest_create_time)"
+                " VALUES (?, ?, ?) ON CONFLICT (account, distribution_id)"
+                " DO UPDATE SET newest_create_time = excluded.newest_create_time"
+                " WHERE newest_create_time < excluded.newest_create_time",
+                [(*scope, at) for scope, at in marks.items()],
+            ).rowcount
+        return Restored(max(copied, 0), max(recorded, 0), max(marked, 0))
+
     def data_version(self) -> int:
         """Changes whenever *another* connection commits (the CLI adding a pair, say)."""
         value: int = self._conn.execute("PRAGMA data_version").fetchone()[0]
@@ -573,6 +549,20 @@ _UPDATE_STATE = (
     " gave_up = ?, stuck = ?, next_poll_at = ?, seen_in_progress_at = ?"
     " WHERE distribution_id = ? AND invalidation_id = ? AND account = ?"
 )
+_RECORD = (
+    f"INSERT OR IGNORE INTO transitions ({queries.HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# A pair copied whole: `_state_row`'s values, then the source, the origin and added_at.
+_RESTORE_PAIR = (
+    "INSERT OR IGNORE INTO invalidations (status, create_time, first_seen, last_polled,"
+    " completed_at, failures, last_error, gave_up, stuck, next_poll_at, seen_in_progress_at,"
+    " distribution_id, invalidation_id, account, source, creator, paths, added_at)"
+    f" VALUES ({', '.join('?' * 18)})"
+)
+
+
+def _invalidation(row: Sequence[Any]) -> Invalidation:
+    return queries.invalidation(row, json.loads)
 
 
 # The checkpoint writes its rows with one statement per thousand, passed as JSON arrays:
@@ -701,9 +691,10 @@ class SqliteStore:
         *,
         rehome: bool = False,
         origins: Mapping[Key, Origin] | None = None,
+        now: float | None = None,
     ) -> list[Key]:
         add = functools.partial(self._state.add, rehome=rehome, origins=origins)
-        return await self._run(add, list(keys), source, None, account)
+        return await self._run(add, list(keys), source, now, account)
 
     async def remove(self, key: Key) -> bool:
         return await self._run(self._state.remove, key)
@@ -754,6 +745,25 @@ class SqliteStore:
 
     async def lost(self) -> str | None:
         return await self._run(self._state.lost)
+
+    async def dump_pairs(self, *, after: Key | None = None, limit: int = 1000) -> list[Stored]:
+        return await self._run(self._state.dump_pairs, after, limit)
+
+    async def dump_history(
+        self, *, after: int = 0, limit: int = 1000
+    ) -> list[tuple[int, Transition]]:
+        return await self._run(self._state.dump_history, after, limit)
+
+    async def dump_marks(self) -> dict[tuple[str, str], float]:
+        return await self._run(self._state.dump_marks)
+
+    async def restore(
+        self,
+        pairs: Sequence[Stored],
+        history: Sequence[Transition],
+        marks: Mapping[tuple[str, str], float],
+    ) -> Restored:
+        return await self._run(self._state.restore, pairs, history, marks)
 
     async def changed_elsewhere(self) -> bool:
         version = await self._run(self._state.data_version)

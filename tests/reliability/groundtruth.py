@@ -17,7 +17,7 @@ from monitor.emulator import Emulator, FaultPlan, FaultRule, ThreadedEmulator
 from monitor.emulator.model import truncate_ms
 from monitor.invalidation import Key
 from monitor.transition import Transition
-from tests.support import free_port, write_config
+from tests.support import Daemon, free_port, write_config
 
 API_REQUESTS = "cloudfront_invalidation_monitor_api_requests_total"
 # The daemon's clock (time.time in its process) and the emulator's (a wall-clock origin
@@ -116,6 +116,15 @@ def api_outcomes(metrics_text: str, operation: str | None = None) -> Counter[str
             if sample.name == API_REQUESTS and operation in (None, sample.labels["operation"]):
                 counts[sample.labels["outcome"]] += int(sample.value)
     return counts
+
+
+def logged_transitions(daemons: Iterable[Daemon]) -> Counter[tuple[str, str]]:
+    """How often the daemons logged each (invalidation_id, to_status) as recorded."""
+    return Counter(
+        (line["invalidation_id"], line["to_status"])
+        for daemon in daemons
+        for line in daemon.events("invalidation_transition")
+    )
 
 
 def assert_recorded_exactly_once(

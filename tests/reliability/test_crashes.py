@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 import signal
 import time
-from collections import Counter
 from contextlib import closing
 from pathlib import Path
 
@@ -21,7 +20,12 @@ import pytest
 from monitor.invalidation import Key
 from monitor.store.sqlite import StateFile
 from monitor.transition import Transition
-from tests.reliability.groundtruth import Cloud, assert_recorded_exactly_once, daemon_config
+from tests.reliability.groundtruth import (
+    Cloud,
+    assert_recorded_exactly_once,
+    daemon_config,
+    logged_transitions,
+)
 from tests.support import Daemon, metric_value, wait_for
 
 pytestmark = pytest.mark.slow  # real daemon subprocesses
@@ -99,11 +103,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path: Path) 
     assert assert_recorded_exactly_once(recorded, truth, tracked) == len(tracked)
 
     # A log line comes after its commit, so a kill in between can lose it: at most once.
-    logged = Counter(
-        (line["invalidation_id"], line["to_status"])
-        for daemon in lives
-        for line in daemon.events("invalidation_transition")
-    )
+    logged = logged_transitions(lives)
     assert max(logged.values()) == 1
     assert set(logged) <= {(t.key.invalidation_id, t.to_status) for t in recorded}
 

@@ -28,7 +28,7 @@ from monitor.invalidation import COMPLETED, Key, normalize_status
 from monitor.logs import get_logger
 from monitor.metrics import Metrics
 from monitor.poller import Poller
-from monitor.store import Store
+from monitor.store import LeaseLost, Store
 from monitor.transition import Observation, create_time_oddity
 
 Listing = list[tuple[Key, Observation]]
@@ -55,7 +55,7 @@ class Discovery:
         self._clock = clock or Clock()
         self._all: list[str] = []
         self._all_listed_at: float | None = None  # steady clock
-        self._marks: dict[str, float] | None = None  # from the store, on the first scan
+        self._marks: dict[str, float] | None = None  # from the store, at each scan
         self._log = get_logger()
         health.discovering(cloudfront.account, settings.scan_interval)
         for outcome in SCAN_OUTCOMES:  # at 0 from the start: increase() sees the first
@@ -69,8 +69,8 @@ class Discovery:
         """One pass over the watched distributions; returns the newly tracked keys."""
         if not self._poller.holds(self.account):
             return []  # another replica discovers for this account
-        if self._marks is None:
-            self._marks = await self._store.discovery_marks(self.account)
+        # Read afresh: with replicas, another may have scanned since this one last did.
+        self._marks = await self._store.discovery_marks(self.account)
         distributions, complete = await self._distributions()
         for distribution in distributions:
             self._metrics.scope_known(self.account, distribution)
@@ -95,7 +95,10 @@ class Discovery:
             if newest is not None and newest > self._marks.get(distribution, -math.inf)
         }
         if marks:
-            await self._store.mark_discovered(self.account, marks)
+            try:
+                await self._store.mark_discovered(self.account, marks)
+            except LeaseLost:
+                return added  # the replica holding the account now lists it afresh
             self._marks.update(marks)
         self._report(complete and len(listed) == len(distributions), bool(listed))
         return added

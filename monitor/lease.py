@@ -20,9 +20,10 @@ from monitor.logs import get_logger
 
 @runtime_checkable
 class Leases(Protocol):
-    async def hold(self, account: str) -> bool:
-        """Take the account's lease if it is free or expired, renew it if ours; whether
-        this replica holds it now."""
+    async def hold(self, account: str, seconds: float) -> int | None:
+        """Take the account's lease for `seconds` if it is free or expired, renew it if
+        ours: its epoch (which grows at every change of holder), or None if another
+        replica holds it."""
         ...
 
     async def release(self, account: str) -> None:
@@ -33,8 +34,8 @@ class Leases(Protocol):
 class Sole:
     """One daemon for the state: every account is its own, always."""
 
-    async def hold(self, account: str) -> bool:
-        return True
+    async def hold(self, account: str, seconds: float) -> int | None:
+        return 0
 
     async def release(self, account: str) -> None:
         return None
@@ -58,6 +59,8 @@ class LeaseKeeper:
         self._changed = changed
         self._clock = clock
         self._held: dict[str, float] = {}  # account -> monotonic time of the last renewal
+        self._epochs: dict[str, int] = {}  # account -> the epoch it was last held at
+        self._refused: set[str] = set()  # a write found these leases gone since the last round
         self._log = get_logger()
 
     @property
@@ -73,26 +76,39 @@ class LeaseKeeper:
             await self.round()
             await asyncio.sleep(self.every)
 
+    def refused(self, accounts: Iterable[str]) -> None:
+        """A write found these accounts' leases gone (the poller dropped them already): the
+        next round asks afresh, and continues from the stored state if they are ours."""
+        for account in accounts:
+            self._held.pop(account, None)
+            self._refused.add(account)
+
     async def round(self) -> None:
         for account in self._accounts:
-            fresh = account not in self._held
+            known = account in self._held or account in self._refused
             try:
-                held = await self._leases.hold(account)
+                epoch = await self._leases.hold(account, self._lease_seconds)
             except Exception as error:
                 # Not renewed: ours until the store would let it expire, minus a renewal's
                 # worth, so that we stop before anyone else can start.
                 since = self._clock() - self._held.get(account, -float("inf"))
                 held = since < self._lease_seconds - self.every
+                fresh = False
                 self._log.warning("lease_renewal_failed", account=account, error=str(error))
             else:
-                if held:
+                held = epoch is not None
+                # Held at a new epoch: another replica held it in between, and wrote.
+                fresh = held and (account not in self._held or self._epochs.get(account) != epoch)
+                if epoch is not None:
                     self._held[account] = self._clock()  # renewed as of now
+                    self._epochs[account] = epoch
+            self._refused.discard(account)
             if held:
                 if fresh:
-                    self._log.info("lease_acquired", account=account)
+                    self._log.info("lease_acquired", account=account, epoch=epoch)
                     await self._changed(account, True)
-            elif account in self._held:
-                del self._held[account]
+            elif known:
+                self._held.pop(account, None)
                 self._log.warning("lease_lost", account=account)
                 await self._changed(account, False)
 

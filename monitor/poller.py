@@ -9,7 +9,7 @@ set, plans the looks that are due and writes what the workers got since the last
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from monitor.clock import Clock
 from monitor.cloudfront import CloudFront
@@ -40,8 +40,10 @@ class Poller:
         concurrency: int,
         clock: Clock | None = None,
         odd: OddAnswers | None = None,
+        lease_refused: Callable[[frozenset[str]], None] = lambda accounts: None,
     ) -> None:
         self._store = store
+        self._lease_refused = lease_refused
         self._metrics = metrics
         self._health = health
         self._policy = policy
@@ -104,8 +106,11 @@ class Poller:
         return sum(1 for _ in self.pairs())
 
     def _lost(self, accounts: frozenset[str]) -> None:
+        """A write found these leases gone: stop polling them at once."""
         if self._accounts is not None:
             self._accounts -= accounts
+        self._health.tracking(self._polled())
+        self._lease_refused(accounts)
 
     def stuck_after_seconds(self) -> float:
         return self._policy.stuck_after_seconds

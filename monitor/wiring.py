@@ -116,16 +116,6 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
         raise ConfigError(f"aws: {error}") from None
     for name, client in clients.items():
         tools.metrics.rate_limit.labels(name).set_function(client.rate)
-    poller = Poller(
-        store,
-        clients,
-        tools.metrics,
-        tools.health,
-        await policy_for(config, store),
-        config.poll.concurrency,
-        tools.clock,
-        tools.odd,
-    )
     accounts = [account.name for account in config.account_list()]
     keeper = None
     if isinstance(store, Leases):
@@ -136,10 +126,21 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
             tools.health.standing_by(not any(poller.holds(a) for a in accounts))
 
         keeper = LeaseKeeper(store, accounts, config.state.lease_seconds, changed)
-        for account in accounts:
+    poller = Poller(
+        store,
+        clients,
+        tools.metrics,
+        tools.health,
+        await policy_for(config, store),
+        config.poll.concurrency,
+        tools.clock,
+        tools.odd,
+        keeper.refused if keeper is not None else lambda accounts: None,
+    )
+    for account in accounts:
+        if keeper is not None:
             await changed(account, False)  # standing by until the first round says
-    else:
-        for account in accounts:
+        else:
             tools.metrics.active.labels(account).set(1)
     await poller.load()
     tools.health.loaded()

@@ -13,10 +13,12 @@ class Store:
         self.down = False
         self.released: list[str] = []
 
-    async def hold(self, account: str) -> bool:
+        self.epoch = 1
+
+    async def hold(self, account: str, seconds: float) -> int | None:
         if self.down:
             raise ConnectionError("the database is unreachable")
-        return account in self.ours
+        return self.epoch if account in self.ours else None
 
     async def release(self, account: str) -> None:
         self.released.append(account)
@@ -79,6 +81,24 @@ async def test_held_leases_are_given_up_at_shutdown() -> None:
     assert leases.every == 3.0
 
 
+async def test_a_lease_refused_on_write_or_taken_back_at_a_new_epoch_is_taken_afresh() -> None:
+    store, clock = Store(), Ticks()
+    leases, changes = keeper(store, clock)
+    store.ours = {"prod"}
+    await leases.round()
+    leases.refused({"prod"})  # a write found it expired, and nobody took it meanwhile
+    assert not leases.holds("prod")
+    await leases.round()
+    assert changes == [("prod", True), ("prod", True)]  # the poller reloads the account
+    store.epoch = 3  # another replica held it in between, and wrote
+    await leases.round()
+    assert changes[-1] == ("prod", True) and len(changes) == 3
+    leases.refused({"prod"})
+    store.ours = set()  # and this time another replica holds it
+    await leases.round()
+    assert changes[-1] == ("prod", False) and len(changes) == 4
+
+
 async def test_a_daemon_alone_holds_every_lease() -> None:
     sole = Sole()
-    assert await sole.hold("anything")
+    assert await sole.hold("anything", 10.0) is not None

@@ -14,13 +14,20 @@ Recording is exactly-once by `UNIQUE (distribution_id, invalidation_id, to_statu
 `INSERT ... ON CONFLICT DO NOTHING RETURNING` hands back only what this transaction
 recorded, even with two writers at once.
 
-Every write method is one transaction opened by `_writing()`: the one place where a
-further check (a writer's lease, say) joins every write.
+Replicas: each account's lease is a row of `leases` (holder, epoch, expiry on the
+server's clock, so that no replica's clock matters). A write of poll results (`apply`,
+`save_poll_times`, `mark_discovered`) first locks the lease rows of the accounts it
+touches (`FOR SHARE`) and goes ahead only if this store still holds each, unexpired, at
+the epoch it took it at: a replica paused or cut off past its lease writes nothing, and a
+takeover waits for a write in flight to commit. Every recorded transition names the
+holder and the epoch it was recorded under.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -32,7 +39,16 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from monitor.invalidation import DEFAULT_ACCOUNT, STATE_FIELDS, Invalidation, Key, Origin
-from monitor.store import Applied, Restored, Stored, StoreError, StoreMissing, pgurl, queries
+from monitor.store import (
+    Applied,
+    LeaseLost,
+    Restored,
+    Stored,
+    StoreError,
+    StoreMissing,
+    pgurl,
+    queries,
+)
 from monitor.transition import Result, Transition
 
 SCHEMA_VERSION = 3
@@ -101,6 +117,8 @@ _SCHEMA = (
     create_time         double precision,
     latency_seconds     double precision,
     latency_uncertainty_seconds double precision,
+    recorded_by         text,
+    lease_epoch         bigint,
     UNIQUE (distribution_id, invalidation_id, to_status)
 )""",
     """CREATE TABLE discovery_marks (
@@ -115,6 +133,13 @@ _SCHEMA = (
     counter             bigint NOT NULL
 )""",
     "INSERT INTO tracked_set_changes (counter) VALUES (0)",
+    # One row per account some replica polls: who, since which change of holder, until when.
+    """CREATE TABLE leases (
+    account             text PRIMARY KEY,
+    holder              text NOT NULL,
+    epoch               bigint NOT NULL,
+    expires_at          timestamptz NOT NULL
+)""",
 )
 _TABLES = (
     "schema_version",
@@ -122,6 +147,7 @@ _TABLES = (
     "transitions",
     "discovery_marks",
     "tracked_set_changes",
+    "leases",
 )
 
 
@@ -194,10 +220,30 @@ _TRANSITION = (
     ("latency_uncertainty_seconds", "float8"),
 )
 _RECORD = (
-    f"INSERT INTO transitions ({queries.HISTORY_COLUMNS})"
-    f" SELECT {queries.HISTORY_COLUMNS} FROM {_unnest([*_KEY, *_TRANSITION], 'r')} ORDER BY n"
+    f"INSERT INTO transitions ({queries.HISTORY_COLUMNS}, recorded_by, lease_epoch)"
+    f" SELECT {queries.HISTORY_COLUMNS}, %s, lease_epoch"
+    f" FROM {_unnest([*_KEY, *_TRANSITION, ('lease_epoch', 'int8')], 'r')} ORDER BY n"
     " ON CONFLICT (distribution_id, invalidation_id, to_status) DO NOTHING"
     " RETURNING distribution_id, invalidation_id, to_status"
+)
+# Take the lease if it is free or expired (a new epoch), renew it if ours (the same one).
+_HOLD = (
+    "INSERT INTO leases AS l (account, holder, epoch, expires_at)"
+    " VALUES (%(account)s, %(holder)s, 1, clock_timestamp() + make_interval(secs => %(secs)s))"
+    " ON CONFLICT (account) DO UPDATE SET holder = excluded.holder,"
+    " epoch = CASE WHEN l.holder = excluded.holder THEN l.epoch ELSE l.epoch + 1 END,"
+    " expires_at = excluded.expires_at"
+    " WHERE l.holder = excluded.holder OR l.expires_at <= clock_timestamp()"
+    " RETURNING epoch"
+)
+_RELEASE = (
+    "UPDATE leases SET expires_at = '-infinity' WHERE account = %s AND holder = %s AND epoch = %s"
+)
+# The fence: the leases of a write's accounts this store still holds, locked until commit.
+_FENCE = (
+    "SELECT l.account FROM leases l JOIN unnest(%s::text[], %s::int8[]) AS mine(account, epoch)"
+    " ON l.account = mine.account AND l.epoch = mine.epoch"
+    " WHERE l.holder = %s AND l.expires_at > clock_timestamp() FOR SHARE OF l"
 )
 # The checkpoint's guard: poll times are written only where every state field still holds
 # what was polled. Instants are compared exactly: PostgreSQL 12 and later print a float8
@@ -326,6 +372,10 @@ class PostgresStore:
         self._unreachable = False  # the latest wait for a connection ran out
         self._known: int | None = None  # the change counter when last asked
         self._mine: set[int] = set()  # counter values this store's own commits produced
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        # account -> the epoch this store holds its lease at; None until it first asks for
+        # one: a store that never takes part (the command line, a migration) is not fenced.
+        self._epochs: dict[str, int] | None = None
 
     @classmethod
     async def open(
@@ -379,7 +429,9 @@ class PostgresStore:
             reason = pgurl.scrub(str(error), self._url)
             raise StoreError(f"state database {self.where}: {reason}") from None
 
-    async def _rows(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    async def _rows(
+        self, query: str, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[tuple[Any, ...]]:
         with self._errors():
             async with self._pool.connection(self._wait()) as conn:
                 cursor = await conn.execute(query, params)
@@ -495,6 +547,7 @@ class PostgresStore:
             (*inv.key, inv.account, *(getattr(inv, n) for n in _STATE)) for inv in latest.values()
         ]
         async with self._writing() as write:
+            await self._fence(write, latest.values())
             await write.cursor.execute(_UPDATE_STATE, _columns(rows, 3 + len(_STATE)))
             updated = {Key(*row) for row in await write.cursor.fetchall()}
             moved: set[Key] = set()
@@ -512,9 +565,12 @@ class PostgresStore:
             ]
             recorded: list[Transition] = []
             if candidates:
-                await write.cursor.execute(
-                    _RECORD, _columns(map(queries.transition_row, candidates), 8)
-                )
+                epochs = self._epochs or {}
+                recorded_rows = [
+                    (*queries.transition_row(t), epochs.get(latest[t.key].account))
+                    for t in candidates
+                ]
+                await write.cursor.execute(_RECORD, (self.holder, *_columns(recorded_rows, 9)))
                 new = {(Key(d, i), to) for d, i, to in await write.cursor.fetchall()}
                 for t in candidates:  # in the order given; a repeat in the batch was not new
                     if (t.key, t.to_status) in new:
@@ -534,6 +590,7 @@ class PostgresStore:
             return
         width = 2 + len(_TIMES) + len(STATE_FIELDS)
         async with self._writing() as write:
+            await self._fence(write, invalidations)
             for start in range(0, len(rows), _TIMES_PER_STATEMENT):
                 chunk = rows[start : start + _TIMES_PER_STATEMENT]
                 await write.cursor.execute(_SAVE_POLL_TIMES, _columns(chunk, width))
@@ -566,6 +623,7 @@ class PostgresStore:
         if not newest:
             return
         async with self._writing() as write:
+            await self._fence_accounts(write, {account})
             await write.cursor.execute(
                 "INSERT INTO discovery_marks (account, distribution_id, newest_create_time)"
                 " SELECT %s, d, t FROM unnest(%s::text[], %s::float8[]) AS r(d, t)"
@@ -573,6 +631,45 @@ class PostgresStore:
                 " DO UPDATE SET newest_create_time = excluded.newest_create_time",
                 (account, list(newest), list(newest.values())),
             )
+
+    async def hold(self, account: str, seconds: float) -> int | None:
+        """The account's lease for `seconds` more, taken or renewed; its epoch, or None if
+        another replica holds it."""
+        if self._epochs is None:
+            self._epochs = {}
+        args = {"account": account, "holder": self.holder, "secs": seconds}
+        rows = await self._rows(_HOLD, args)
+        if not rows:
+            self._epochs.pop(account, None)
+            return None
+        epoch: int = rows[0][0]
+        self._epochs[account] = epoch
+        return epoch
+
+    async def release(self, account: str) -> None:
+        """Give the lease up at once (expired as of now), if this store still holds it."""
+        epoch = (self._epochs or {}).pop(account, None)
+        if epoch is not None:
+            async with self._writing() as write:
+                await write.cursor.execute(_RELEASE, (account, self.holder, epoch))
+
+    async def _fence(self, write: _Write, invalidations: Iterable[Invalidation]) -> None:
+        await self._fence_accounts(write, {inv.account for inv in invalidations})
+
+    async def _fence_accounts(self, write: _Write, accounts: set[str]) -> None:
+        """Lock the accounts' leases until commit, or raise LeaseLost (the transaction rolls
+        back) for those this store no longer holds."""
+        if self._epochs is None or not accounts:
+            return
+        mine = {a: self._epochs[a] for a in accounts if a in self._epochs}
+        held: set[str] = set()
+        if mine:
+            await write.cursor.execute(_FENCE, (list(mine), list(mine.values()), self.holder))
+            held = {account for (account,) in await write.cursor.fetchall()}
+        if lost := accounts - held:
+            for account in lost:
+                self._epochs.pop(account, None)
+            raise LeaseLost(frozenset(lost))
 
     async def dump_pairs(self, *, after: Key | None = None, limit: int = 1000) -> list[Stored]:
         rows = await self._rows(_pg(queries.DUMP_PAIRS), (*(after or ("", "")), limit))

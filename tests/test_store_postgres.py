@@ -5,7 +5,7 @@ session's for what leaves it as it was, a cluster of the test's own for what sto
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TypeVar
 
 import psycopg
@@ -16,7 +16,7 @@ from monitor.invalidation import Key
 from monitor.store import LeaseLost, StoreError
 from monitor.store import postgres as backend
 from monitor.store.postgres import PostgresStore
-from monitor.transition import Observation, Policy, observe
+from monitor.transition import Observation, Policy, Result, observe
 from tests.pg import Cluster
 from tests.support import free_port
 
@@ -206,118 +206,112 @@ async def test_a_server_restarted_under_the_store_is_reconnected_and_loses_nothi
 # Leases: which replica writes an account's poll results.
 
 
+@pytest.fixture
+async def replicas(pg_url: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
+    """Two stores on one database, as two replicas have; A is tracked, not yet polled."""
+    first, second = await PostgresStore.open(pg_url), await PostgresStore.open(pg_url)
+    try:
+        await first.add([A], "config")
+        yield first, second
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def started(store: PostgresStore) -> Result:
+    """A's first poll: seen in progress."""
+    [inv] = await store.active()
+    return observe(inv, Observation("InProgress", T0, T0 + 5, 5.0), POLICY)
+
+
 async def test_a_lease_is_one_replicas_until_it_expires_then_the_next_ones_at_a_new_epoch(
-    pg_url: str,
+    replicas: tuple[PostgresStore, PostgresStore],
 ) -> None:
-    first, second = await PostgresStore.open(pg_url), await PostgresStore.open(pg_url)
-    try:
-        assert await first.hold("default", 1.0) == 1
-        assert await second.hold("default", 1.0) is None  # held: the second stands by
-        assert await first.hold("default", 1.0) == 1  # renewed at the same epoch
-        await asyncio.sleep(1.2)  # the first stopped renewing (paused, cut off)
-        assert await second.hold("default", 30.0) == 2
-        assert await first.hold("default", 1.0) is None
-    finally:
-        await first.close()
-        await second.close()
+    first, second = replicas
+    assert await first.hold("default", 1.0) == 1
+    assert await second.hold("default", 1.0) is None  # held: the second stands by
+    assert await first.hold("default", 1.0) == 1  # renewed at the same epoch
+    await asyncio.sleep(1.2)  # the first stopped renewing (paused, cut off)
+    assert await second.hold("default", 30.0) == 2
+    assert await first.hold("default", 1.0) is None
 
 
-async def test_a_replica_whose_lease_was_taken_over_writes_nothing(pg_url: str) -> None:
-    first, second = await PostgresStore.open(pg_url), await PostgresStore.open(pg_url)
-    try:
-        await first.add([A], "config")
-        [inv] = await first.active()
-        assert await first.hold("default", 1.0) == 1
-        started = observe(inv, Observation("InProgress", T0, T0 + 5, 5.0), POLICY)
-        await asyncio.sleep(1.2)
-        assert await second.hold("default", 30.0) == 2
-        polled = started.invalidation._replace(last_polled=T0 + 5, next_poll_at=T0 + 25)
-        for write in (
-            lambda: first.apply([started]),
-            lambda: first.save_poll_times([polled]),
-            lambda: first.mark_discovered("default", {A.distribution_id: T0}),
-        ):
-            with pytest.raises(LeaseLost) as lost:
-                await write()
-            assert lost.value.accounts == {"default"}
-        assert await first.history() == []
-        assert [inv.status for inv in await first.active()] == [None]
-        assert await first.discovery_marks("default") == {}
-        applied = await second.apply([started])  # the holder records it, under its name
-        assert [t.to_status for t in applied.transitions] == ["InProgress"]
-        assert query(pg_url, "SELECT recorded_by, lease_epoch FROM transitions") == [
-            (second.holder, 2)
-        ]
-    finally:
-        await first.close()
-        await second.close()
+async def test_a_replica_whose_lease_was_taken_over_writes_nothing(
+    pg_url: str, replicas: tuple[PostgresStore, PostgresStore]
+) -> None:
+    first, second = replicas
+    assert await first.hold("default", 1.0) == 1
+    result = await started(first)
+    await asyncio.sleep(1.2)
+    assert await second.hold("default", 30.0) == 2
+    polled = result.invalidation._replace(last_polled=T0 + 5, next_poll_at=T0 + 25)
+    for write in (
+        lambda: first.apply([result]),
+        lambda: first.save_poll_times([polled]),
+        lambda: first.mark_discovered("default", {A.distribution_id: T0}),
+    ):
+        with pytest.raises(LeaseLost) as lost:
+            await write()
+        assert lost.value.accounts == {"default"}
+    assert await first.history() == []
+    assert [inv.status for inv in await first.active()] == [None]
+    assert await first.discovery_marks("default") == {}
+    applied = await second.apply([result])  # the holder records it, under its name
+    assert [t.to_status for t in applied.transitions] == ["InProgress"]
+    assert query(pg_url, "SELECT recorded_by, lease_epoch FROM transitions") == [(second.holder, 2)]
 
 
-async def test_an_expired_lease_nobody_took_fences_writes_until_renewed(pg_url: str) -> None:
-    store = await PostgresStore.open(pg_url)
-    try:
-        await store.add([A], "config")
-        [inv] = await store.active()
-        assert await store.hold("default", 1.0) == 1
-        await asyncio.sleep(1.2)  # past its lease: another replica could be writing now
-        started = observe(inv, Observation("InProgress", T0, T0 + 5, 5.0), POLICY)
-        with pytest.raises(LeaseLost):
-            await store.apply([started])
-        assert await store.hold("default", 30.0) == 1  # nobody held it in between
-        assert [t.to_status for t in (await store.apply([started])).transitions] == ["InProgress"]
-    finally:
-        await store.close()
+async def test_an_expired_lease_nobody_took_fences_writes_until_renewed(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    store, _ = replicas
+    assert await store.hold("default", 1.0) == 1
+    await asyncio.sleep(1.2)  # past its lease: another replica could be writing now
+    result = await started(store)
+    with pytest.raises(LeaseLost):
+        await store.apply([result])
+    assert await store.hold("default", 30.0) == 1  # nobody held it in between
+    assert [t.to_status for t in (await store.apply([result])).transitions] == ["InProgress"]
 
 
-async def test_a_released_lease_is_taken_at_once(pg_url: str) -> None:
-    first, second = await PostgresStore.open(pg_url), await PostgresStore.open(pg_url)
-    try:
-        assert await first.hold("default", 300.0) == 1
-        await first.release("default")
-        assert await second.hold("default", 300.0) == 2
-        await first.release("default")  # no longer its own: changes nothing
-        assert await first.hold("default", 300.0) is None
-    finally:
-        await first.close()
-        await second.close()
+async def test_a_released_lease_is_taken_at_once(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    first, second = replicas
+    assert await first.hold("default", 300.0) == 1
+    await first.release("default")
+    assert await second.hold("default", 300.0) == 2
+    await first.release("default")  # no longer its own: changes nothing
+    assert await first.hold("default", 300.0) is None
 
 
-async def test_a_takeover_waits_for_the_holders_write_in_flight(pg_url: str) -> None:
+async def test_a_takeover_waits_for_the_holders_write_in_flight(
+    pg_url: str, replicas: tuple[PostgresStore, PostgresStore]
+) -> None:
     """The fence's lock: a write that passed it commits before anyone else holds the lease."""
-    first, second = await PostgresStore.open(pg_url), await PostgresStore.open(pg_url)
-    try:
-        await first.add([A], "config")
-        [inv] = await first.active()
-        assert await first.hold("default", 1.0) == 1
-        started = observe(inv, Observation("InProgress", T0, T0 + 5, 5.0), POLICY)
-        async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
-            async with (
-                conn.transaction()
-            ):  # the pair's row, locked: the write stalls past the fence
-                await conn.execute("SELECT 1 FROM invalidations FOR UPDATE")
-                write = asyncio.create_task(first.apply([started]))
-                await asyncio.sleep(1.2)  # the lease expires meanwhile
-                takeover = asyncio.create_task(second.hold("default", 30.0))
-                await asyncio.sleep(0.5)
-                assert not write.done() and not takeover.done()
-            applied = await asyncio.wait_for(write, 10)
-            assert await asyncio.wait_for(takeover, 10) == 2
-        assert [t.to_status for t in applied.transitions] == ["InProgress"]
-        assert query(pg_url, "SELECT recorded_by FROM transitions") == [(first.holder,)]
-    finally:
-        await first.close()
-        await second.close()
+    first, second = replicas
+    assert await first.hold("default", 1.0) == 1
+    result = await started(first)
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+        # The pair's row, locked: the write stalls once past the fence.
+        async with conn.transaction():
+            await conn.execute("SELECT 1 FROM invalidations FOR UPDATE")
+            write = asyncio.create_task(first.apply([result]))
+            await asyncio.sleep(1.2)  # the lease expires meanwhile
+            takeover = asyncio.create_task(second.hold("default", 30.0))
+            await asyncio.sleep(0.5)
+            assert not write.done() and not takeover.done()
+        applied = await asyncio.wait_for(write, 10)
+        assert await asyncio.wait_for(takeover, 10) == 2
+    assert [t.to_status for t in applied.transitions] == ["InProgress"]
+    assert query(pg_url, "SELECT recorded_by FROM transitions") == [(first.holder,)]
 
 
-async def test_a_store_that_never_asks_for_a_lease_is_not_fenced(pg_url: str) -> None:
-    """The command line and migrations write the tracked set without taking part."""
-    replica, command = await PostgresStore.open(pg_url), await PostgresStore.open(pg_url)
-    try:
-        assert await replica.hold("default", 300.0) == 1
-        await command.add([A], "cli")
-        [inv] = await command.active()
-        started = observe(inv, Observation("InProgress", T0, T0 + 5, 5.0), POLICY)
-        assert [t.to_status for t in (await command.apply([started])).transitions] == ["InProgress"]
-    finally:
-        await replica.close()
-        await command.close()
+async def test_a_store_that_never_asks_for_a_lease_is_not_fenced(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """The command line and migrations write without taking part."""
+    replica, command = replicas
+    assert await replica.hold("default", 300.0) == 1
+    result = await started(command)
+    assert [t.to_status for t in (await command.apply([result])).transitions] == ["InProgress"]

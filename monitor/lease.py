@@ -87,14 +87,18 @@ class LeaseKeeper:
         for account in self._accounts:
             known = account in self._held or account in self._refused
             try:
-                epoch = await self._leases.hold(account, self._lease_seconds)
+                # Bounded: a renewal stuck on a lost connection must not keep us polling.
+                epoch = await asyncio.wait_for(
+                    self._leases.hold(account, self._lease_seconds), self.every
+                )
             except Exception as error:
                 # Not renewed: ours until the store would let it expire, minus a renewal's
                 # worth, so that we stop before anyone else can start.
                 since = self._clock() - self._held.get(account, -float("inf"))
                 held = since < self._lease_seconds - self.every
                 fresh = False
-                self._log.warning("lease_renewal_failed", account=account, error=str(error))
+                reason = str(error) or type(error).__name__
+                self._log.warning("lease_renewal_failed", account=account, error=reason)
             else:
                 held = epoch is not None
                 # Held at a new epoch: another replica held it in between, and wrote.

@@ -6,6 +6,7 @@ bounded, and closing the cluster stops its server and removes its directory."""
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 import pwd
@@ -14,9 +15,13 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
+from monitor.store.postgres import PostgresStore
+from monitor.transition import Transition
 from tests.deploy.tools import unavailable
 from tests.support import free_port
 
@@ -158,3 +163,23 @@ class Cluster:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+T = TypeVar("T")
+
+
+def on_store(url: str, work: Callable[[PostgresStore], Awaitable[T]]) -> T:
+    """Run `work` on a store of its own, as another process (the command line) would."""
+
+    async def run() -> T:
+        store = await PostgresStore.open(url)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def history(url: str) -> list[Transition]:
+    return on_store(url, lambda store: store.history())

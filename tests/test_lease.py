@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from monitor.lease import LeaseKeeper, Sole
 
 
@@ -14,10 +16,13 @@ class Store:
         self.released: list[str] = []
 
         self.epoch = 1
+        self.hangs = False  # a renewal that never answers (a connection lost mid-call)
 
     async def hold(self, account: str, seconds: float) -> int | None:
         if self.down:
             raise ConnectionError("the database is unreachable")
+        if self.hangs:
+            await asyncio.sleep(3600)
         return self.epoch if account in self.ours else None
 
     async def release(self, account: str) -> None:
@@ -68,6 +73,22 @@ async def test_a_lease_not_renewed_is_given_up_before_the_store_lets_it_expire()
     clock.now += 0.2  # 6.1 since the last renewal: stop now, before the store frees it
     await leases.round()
     assert not leases.holds("prod") and changes[-1] == ("prod", False)
+
+
+async def test_a_renewal_that_never_answers_counts_as_failed() -> None:
+    store, clock = Store(), Ticks()
+    changes: list[tuple[str, bool]] = []
+
+    async def changed(account: str, held: bool) -> None:
+        changes.append((account, held))
+
+    leases = LeaseKeeper(store, ["prod"], 0.3, changed, clock)  # renewed every 0.1 s
+    store.ours = {"prod"}
+    await leases.round()
+    store.hangs = True
+    clock.now += 0.25  # past 0.3 - 0.1 since the last renewal
+    await asyncio.wait_for(leases.round(), 5)
+    assert changes == [("prod", True), ("prod", False)]
 
 
 async def test_held_leases_are_given_up_at_shutdown() -> None:

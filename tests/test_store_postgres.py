@@ -315,3 +315,12 @@ async def test_a_store_that_never_asks_for_a_lease_is_not_fenced(
     assert await replica.hold("default", 300.0) == 1
     result = await started(command)
     assert [t.to_status for t in (await command.apply([result])).transitions] == ["InProgress"]
+
+
+async def test_a_session_left_idle_in_a_transaction_is_ended_by_the_server(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """A replica paused mid-write must not hold its lease rows' locks while it is away."""
+    store, _ = replicas
+    [(setting,)] = await store._rows("SHOW idle_in_transaction_session_timeout")
+    assert setting == f"{backend.IDLE_IN_TRANSACTION_SECONDS}s"

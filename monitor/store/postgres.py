@@ -74,6 +74,10 @@ RECONNECT_SECONDS = 10.0
 # Connections are replaced this often, so that a failover that moved the name (DNS, a
 # proxy) reaches every connection without a restart.
 POOL_LIFETIME_SECONDS = 600.0
+# The server ends a session left idle inside a transaction this long: a replica paused
+# (SIGSTOP) or cut off mid-write must not hold its lease rows' locks, and so block every
+# other replica's takeover, for as long as it is away.
+IDLE_IN_TRANSACTION_SECONDS = 5
 # libpq's defaults where the URL and the environment say nothing.
 CONNECT_DEFAULTS = {
     "connect_timeout": ("PGCONNECT_TIMEOUT", "10"),
@@ -406,6 +410,7 @@ class PostgresStore:
                 kwargs={"autocommit": True},
                 # A connection a restart broke is found and replaced before it is used.
                 check=AsyncConnectionPool.check_connection,
+                configure=_configure,
                 timeout=wait_seconds,
                 max_lifetime=POOL_LIFETIME_SECONDS,
                 reconnect_timeout=RECONNECT_SECONDS,
@@ -708,6 +713,11 @@ class PostgresStore:
 
     async def close(self) -> None:
         await self._pool.close()
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    ms = IDLE_IN_TRANSACTION_SECONDS * 1000
+    await conn.execute(f"SET idle_in_transaction_session_timeout = {ms}")
 
 
 class _Refused(Exception):

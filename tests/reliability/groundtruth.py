@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.emulator import Emulator, FaultPlan, FaultRule, ThreadedEmulator
@@ -107,6 +108,15 @@ def daemon_config(
     )
 
 
+def postgres_config(path: Path, cloud: Cloud, url: str, **state: object) -> Path:
+    """A daemon's config with its state in the database at `url`."""
+    config = daemon_config(path, cloud.url, path.with_suffix(".db"), interval=0.3)
+    settings = yaml.safe_load(config.read_text())
+    settings["state"] = {"url": url, **state}
+    config.write_text(yaml.safe_dump(settings, sort_keys=False))
+    return config
+
+
 def api_outcomes(metrics_text: str, operation: str | None = None) -> Counter[str]:
     """The daemon's per-attempt outcome counters, by our outcome names (every operation:
     batched refreshes list, single polls get)."""
@@ -154,5 +164,10 @@ def assert_recorded_exactly_once(
         assert done.latency_seconds == max(0.0, done.observed_at - done.create_time)
         true_duration = record["completed_at"] - record["create_time"]
         assert done.latency_seconds >= true_duration - CLOCK_SLACK, (key, done, record)
+        # The uncertainty bounds it from below: the completion came after the last look
+        # that saw the invalidation in progress.
+        assert done.latency_uncertainty_seconds is not None, (key, done)
+        earliest = done.latency_seconds - done.latency_uncertainty_seconds
+        assert earliest <= true_duration + CLOCK_SLACK, (key, done, record)
         checked += 1
     return checked

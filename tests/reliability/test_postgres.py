@@ -8,58 +8,26 @@ The emulator is CloudFront (groundtruth.Cloud); the server is a cluster of the t
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 import yaml
 
 from monitor.invalidation import Key
-from monitor.store.postgres import PostgresStore
-from monitor.transition import Transition
-from tests.pg import Cluster
+from tests.pg import Cluster, history, on_store
 from tests.reliability.groundtruth import (
     Cloud,
     assert_recorded_exactly_once,
-    daemon_config,
     logged_transitions,
+    postgres_config,
 )
 from tests.support import TEST_ENV, Daemon, free_port, http_get, wait_for
 
 pytestmark = pytest.mark.slow  # real daemon subprocesses and a server of its own
-
-T = TypeVar("T")
-
-
-def on_store(url: str, work: Callable[[PostgresStore], Awaitable[T]]) -> T:
-    """Run `work` on a store of its own, as another process (the command line) would."""
-
-    async def run() -> T:
-        store = await PostgresStore.open(url)
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
-
-
-def history(url: str) -> list[Transition]:
-    return on_store(url, lambda store: store.history())
-
-
-def postgres_config(path: Path, cloud: Cloud, url: str) -> Path:
-    config = daemon_config(path, cloud.url, path.with_suffix(".db"), interval=0.3)
-    settings = yaml.safe_load(config.read_text())
-    settings["state"] = {"url": url}
-    config.write_text(yaml.safe_dump(settings, sort_keys=False))
-    return config
 
 
 def readiness(daemon: Daemon) -> tuple[int, str]:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from monitor.cli.migrate_state import main
 from monitor.invalidation import Invalidation, Key, Origin
 from monitor.store import Store, Stored, StoreError
-from monitor.store.migrate import Copied, copy_state, main
+from monitor.store.migrate import Copied, copy_state
 from monitor.store.postgres import PostgresStore
 from monitor.store.sqlite import DaemonLock, SqliteStore
 from monitor.transition import Observation, Policy, Result, observe

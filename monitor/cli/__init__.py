@@ -45,6 +45,10 @@ COMMANDS: dict[str, Command] = {
         "monitor.cli.tracked:list_tracked", "the tracked invalidations (--output json)"
     ),
     "history": Command("monitor.cli.tracked:history", "every recorded transition (--output json)"),
+    "migrate-state": Command(
+        "monitor.cli.migrate_state:main",
+        "copy a state file, with all its history, into PostgreSQL (--to URL)",
+    ),
     "wait": Command(
         "monitor.cli.wait:main", "block until an invalidation completes (no 30-look cap)"
     ),

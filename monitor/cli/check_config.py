@@ -42,8 +42,13 @@ def _discovery(discover: DiscoverConfig | None) -> str:
 
 def summary(config: Config, origin: str) -> str:
     aws = config.aws
-    state = config.state.path
-    where = "" if Path(state).is_absolute() else " (relative to the daemon's working directory)"
+    state = config.state.where
+    if config.state.url is not None:
+        where = f" (PostgreSQL; replicas' leases last {config.state.lease_seconds:g}s)"
+    elif Path(state).is_absolute():
+        where = ""
+    else:
+        where = " (relative to the daemon's working directory)"
     log = config.log.format + (
         " (JSON unless on a terminal)" if config.log.format == "auto" else ""
     )

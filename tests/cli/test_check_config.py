@@ -132,3 +132,22 @@ def test_an_invalid_config_is_one_line_and_78(tmp_path: Path) -> None:
         f"cloudfront-invalidation-monitor check-config: config error: {config}:"
         " poll.intervall_seconds: unknown key (did you mean 'interval_seconds'?)\n"
     )
+
+
+def test_a_database_state_is_named_without_its_password_and_not_connected_to(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as database:  # listening, never accepted: a connection would hang
+        database.bind(("127.0.0.1", 0))
+        database.listen()
+        port = database.getsockname()[1]
+        url = f"postgresql://monitor:s3cret@127.0.0.1:{port}/monitor"
+        config = write_config(tmp_path / "c.yaml", state={"url": url, "lease_seconds": 6})
+        result = check(config, tmp_path)
+        database.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            database.accept()  # nobody connected
+    assert result.returncode == 0, result.stderr
+    assert "s3cret" not in result.stdout
+    expected = f"postgresql://monitor:***@127.0.0.1:{port}/monitor (PostgreSQL; replicas' leases"
+    assert f"state:     {expected} last 6s)" in result.stdout.splitlines()

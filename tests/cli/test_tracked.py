@@ -228,14 +228,23 @@ def test_state_file_found_through_the_config(tmp_path: Path) -> None:
     assert [r.key for r in StateFile(tmp_path / "s" / "m.db").all()] == [(D, INV)]
 
 
-def test_track_and_untrack_on_a_running_daemon(moto: Moto, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_track_and_untrack_on_a_running_daemon(
+    backend: str, moto: Moto, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Alike whether the state is a file on this host or a database any host reaches."""
     dist = moto.create_distribution()
     inv = moto.create_invalidation(dist)
     other = moto.create_invalidation(dist)
+    state = (
+        {"url": request.getfixturevalue("pg_url")}
+        if backend == "postgres"
+        else {"path": str(tmp_path / "monitor.db")}
+    )
     config = write_config(
         tmp_path / "monitor.yaml",
         aws={"endpoint_url": moto.url},
-        state={"path": str(tmp_path / "monitor.db")},
+        state=state,
         poll={"interval_seconds": 0.3},
         http={"listen": f"127.0.0.1:{free_port()}"},
     )

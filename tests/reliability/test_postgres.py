@@ -25,7 +25,7 @@ from tests.reliability.groundtruth import (
     logged_transitions,
     postgres_config,
 )
-from tests.support import TEST_ENV, Daemon, free_port, http_get, wait_for
+from tests.support import TEST_ENV, Daemon, free_port, http_get, metric_value, wait_for
 
 pytestmark = pytest.mark.slow  # real daemon subprocesses and a server of its own
 
@@ -63,6 +63,9 @@ def test_completions_are_recorded_exactly_once_across_a_server_restart_and_a_sig
             assert "state database postgresql://monitor@127.0.0.1:" in readiness(daemon)[1]
             cloud.release(early, after=[0.2, 0.4, 0.6])
             wait_for(lambda: len(daemon.events("store_write_failed")) > 0, timeout=20)
+            failures = "cloudfront_invalidation_monitor_store_write_failures_total"
+            assert (metric_value(daemon.metrics(), failures) or 0) > 0
+            assert metric_value(daemon.metrics(), "cloudfront_invalidation_monitor_ready") == 0
             cluster.start()
             wait_for(lambda: readiness(daemon)[0] == 200, timeout=30)
 

@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiobotocore.config import AioConfig
 from botocore import xform_name
@@ -121,14 +121,14 @@ class CloudFront:
 
     async def get_invalidation(self, key: Key) -> Observation:
         answer = await self._get(key)
-        observation = self._observation(answer.get("Invalidation"))
+        observation = self._observation(answer.body.get("Invalidation"), answer.asked_at)
         if observation is None:
             raise ApiError("MalformedResponse", "ok", "the answer has no Status")
         return observation
 
     async def invalidation_paths(self, key: Key) -> tuple[str, ...] | None:
         """What the invalidation invalidates (GetInvalidation's batch), if it says."""
-        answer = await self._get(key)
+        answer = (await self._get(key)).body
         items = (
             ((answer.get("Invalidation") or {}).get("InvalidationBatch") or {}).get("Paths") or {}
         ).get("Items")
@@ -152,10 +152,10 @@ class CloudFront:
         )
         for _ in range(max_pages):
             answer = await self._call(operation, **scope, **paging, subject=distribution_id)
-            listing = answer.get("InvalidationList")
+            listing = answer.body.get("InvalidationList")
             if not isinstance(listing, dict):
                 raise ApiError("MalformedResponse", "ok", "no InvalidationList in the answer")
-            yield self._summaries(distribution_id, listing.get("Items") or [])
+            yield self._summaries(distribution_id, listing.get("Items") or [], answer.asked_at)
             marker = listing.get("NextMarker")
             if not listing.get("IsTruncated") or not marker:
                 return
@@ -167,7 +167,7 @@ class CloudFront:
         paging: dict[str, str] = {}
         for _ in range(max_pages):
             answer = await self._call("ListDistributions", MaxItems="100", **paging)
-            listing = answer.get("DistributionList")
+            listing = answer.body.get("DistributionList")
             if not isinstance(listing, dict):
                 raise ApiError("MalformedResponse", "ok", "no DistributionList in the answer")
             for item in listing.get("Items") or []:
@@ -182,7 +182,7 @@ class CloudFront:
             paging = {"Marker": str(marker)}
         return ids
 
-    async def _get(self, key: Key) -> dict[str, Any]:
+    async def _get(self, key: Key) -> Answer:
         if key.tenant:
             return await self._call(
                 "GetInvalidationForDistributionTenant",
@@ -193,7 +193,9 @@ class CloudFront:
             "GetInvalidation", DistributionId=key.distribution_id, Id=key.invalidation_id
         )
 
-    def _summaries(self, distribution_id: str, items: list[Any]) -> list[tuple[Key, Observation]]:
+    def _summaries(
+        self, distribution_id: str, items: list[Any], asked_at: float
+    ) -> list[tuple[Key, Observation]]:
         """A listing page's entries; one that cannot be trusted is reported and left out,
         never allowed to spoil the rest."""
         page = []
@@ -204,14 +206,14 @@ class CloudFront:
                     self.account, BAD_ID, distribution_id, id=key.invalidation_id[:64]
                 )
                 continue
-            observation = self._observation(item)
+            observation = self._observation(item, asked_at)
             if observation is None:
                 self._observer.odd(self.account, NO_STATUS, f"{distribution_id}/{key[1]}")
                 continue
             page.append((key, observation))
         return page
 
-    def _observation(self, body: Any) -> Observation | None:
+    def _observation(self, body: Any, asked_at: float) -> Observation | None:
         """An Invalidation or InvalidationSummary as the state machine wants it."""
         status = body.get("Status") if isinstance(body, dict) else None
         if not isinstance(status, str) or not status:
@@ -222,9 +224,10 @@ class CloudFront:
             create_time=create.timestamp() if hasattr(create, "timestamp") else None,
             observed_at=self._clock.wall(),
             polled_at=self._clock.steady(),
+            asked_at=asked_at,
         )
 
-    async def _call(self, operation: str, subject: str = "", **params: Any) -> dict[str, Any]:
+    async def _call(self, operation: str, subject: str = "", **params: Any) -> Answer:
         method = getattr(self._client, xform_name(operation))
         started = time.perf_counter()
         ok = False
@@ -232,7 +235,8 @@ class CloudFront:
             if self._credentials is not None:
                 await self._credentials.get_frozen_credentials()
             async with self._slots:
-                answer: dict[str, Any] = await method(**params)
+                asked_at = self._clock.wall()  # once a slot is free: the request leaves now
+                body: dict[str, Any] = await method(**params)
             ok = True
         except ClientError as error:
             raise ApiError(*refusal(error)) from None
@@ -265,7 +269,15 @@ class CloudFront:
             raise ApiError("UnreadableAnswer", "malformed", message) from None
         finally:
             self._observer.called(self.account, operation, time.perf_counter() - started, ok)
-        return answer
+        return Answer(body, asked_at)
+
+
+class Answer(NamedTuple):
+    """A call's parsed answer, and when it was asked: what it says held at some instant
+    between then and its arrival."""
+
+    body: dict[str, Any]
+    asked_at: float  # wall clock
 
 
 _IDS = ("DistributionId", "Id")  # the request parameters that name what was asked about

@@ -41,6 +41,9 @@ class Observation(NamedTuple):
     create_time: float | None
     observed_at: float  # wall clock: compared with CreateTime, dates the records
     polled_at: float  # steady clock: the cadence
+    # Wall clock when the request left: the answer held at some instant between then and
+    # observed_at, so a status seen in progress is known to have held since then only.
+    asked_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +191,11 @@ def observe(current: Invalidation, seen: Observation, policy: Policy) -> Result:
             else policy.next_poll(seen.polled_at, age)
         ),
         account=current.account,
-        seen_in_progress_at=now if status == IN_PROGRESS else current.seen_in_progress_at,
+        seen_in_progress_at=(
+            (now if seen.asked_at is None else seen.asked_at)
+            if status == IN_PROGRESS
+            else current.seen_in_progress_at
+        ),
         creator=current.creator,
         paths=current.paths,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import aioboto3
@@ -39,9 +40,12 @@ async def test_get_invalidation_parses_status_and_create_time(moto: Moto) -> Non
     async with open_cloudfront(
         AwsConfig(endpoint_url=moto.url), 4, observer=observer(metrics)
     ) as cf:
+        before = time.time()
         seen = await cf.get_invalidation(Key(dist, inv))
     assert seen.status == "InProgress"
     assert seen.create_time is not None and abs(seen.observed_at - seen.create_time) < 120
+    # What it vouches for: from when the request left, not only from its arrival.
+    assert seen.asked_at is not None and before <= seen.asked_at < seen.observed_at
     text = generate_latest(metrics.registry).decode()
     ok = metric_value(
         text,

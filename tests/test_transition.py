@@ -81,6 +81,17 @@ def test_uncertainty_is_the_time_since_the_last_look_that_saw_it_in_progress() -
     assert POLICY.unmeasured(done) is None  # 36 <= 2 x 20
 
 
+def test_an_answer_in_progress_vouches_only_for_when_it_was_asked() -> None:
+    """The answer held at some instant between the request and its arrival: a completion
+    right after CloudFront answered, but before the answer arrived, must lie within the
+    bound."""
+    asked = seen("InProgress", T0 + 1030.0)._replace(asked_at=T0 + 1029.5)
+    running = observe(NEW, asked, POLICY).invalidation
+    assert running.seen_in_progress_at == T0 + 1029.5
+    done = observe(running, seen("Completed", T0 + 1040.0), POLICY).transition
+    assert done is not None and done.latency_uncertainty_seconds == 10.5
+
+
 def test_a_completion_seen_after_an_outage_is_recorded_but_not_measured() -> None:
     running = observe(NEW, seen("InProgress", T0 + 1010.0), POLICY).invalidation
     done = observe(running, seen("Completed", T0 + 1610.0), POLICY).transition

@@ -57,6 +57,7 @@ def parse(body: str) -> Created:
         event.get("source") != "aws.cloudfront"
         or event.get("detail-type") != "AWS API Call via CloudTrail"
         or detail.get("eventSource") != "cloudfront.amazonaws.com"
+        or not isinstance(name, str)
         or name not in SCOPES
     ):
         raise NotCreated(OTHER, f"{event.get('source')} {event.get('detail-type')} {name}")

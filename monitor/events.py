@@ -97,7 +97,19 @@ class EventIntake:
             self._health.received(self.account, ok=True)
             messages = answer.get("Messages") or []
             if messages:
-                await self.take(messages)
+                try:
+                    await self.take(messages)
+                except Exception as error:  # a message of a shape nobody foresaw: never fatal
+                    # Left on the queue (the dead-letter policy ends its returns); the rest
+                    # of the batch is taken again after the visibility timeout.
+                    self._metrics.event_receives.labels(self.account, "failed").inc()
+                    self._health.received(self.account, ok=False)
+                    self._log.error(
+                        "event_batch_failed",
+                        account=self.account,
+                        error=f"{type(error).__name__}: {error}"[:200],
+                    )
+                    await asyncio.sleep(BACKOFF_SECONDS)
 
     async def take(self, messages: list[dict[str, Any]]) -> None:
         """Track what the messages created, then delete the messages dealt with."""

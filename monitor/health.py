@@ -36,7 +36,11 @@ class Health:
         self._last_failure: float | None = None
         self._tracked = 0  # pairs still polled
         self._discovering: dict[str, float] = {}  # accounts discovering, their intervals
-        self._failures: dict[str, int] = {}  # consecutive failures, by what failed
+        # Consecutive failures, by account and what failed (a format string for the count).
+        self._failures: dict[tuple[str, str], int] = {}
+        self._away: set[str] = set()  # accounts whose lease another replica holds
+        self._stopped: dict[str, str] = {}  # owned tasks that ended unasked, and why
+        self._calling_since = self._started  # when there was last something to call again
         self._write_error: str | None = None  # the latest state write failed with this
         self._read_error: str | None = None  # the latest look at the state failed with this
         self._state_lost: str | None = None
@@ -55,10 +59,14 @@ class Health:
         self._last_tick = self._clock()
 
     def tracking(self, count: int) -> None:
+        was = self._calling()
         self._tracked = count
+        self._resumed(was)
 
     def discovering(self, account: str, interval_seconds: float) -> None:
+        was = self._calling()
         self._discovering[account] = interval_seconds
+        self._resumed(was)
 
     def call_succeeded(self) -> None:
         self._last_success = self._clock()
@@ -69,15 +77,37 @@ class Health:
     def scanned(self, account: str, *, saw: bool) -> None:
         """A discovery scan of `account` ended; `saw`: it listed something (one distribution
         that cannot be listed is a ticket, not blindness of the whole account)."""
-        self._count(f"discovery of account {account}", ok=saw, what="scans")
+        self._count(account, f"discovery of account {account}", ok=saw, what="scans")
 
     def received(self, account: str, *, ok: bool) -> None:
         """A receive from `account`'s event queue ended."""
-        self._count(f"the event queue of account {account}", ok=ok, what="receives")
+        self._count(account, f"the event queue of account {account}", ok=ok, what="receives")
 
-    def _count(self, source: str, *, ok: bool, what: str) -> None:
-        key = f"{source} failed {{}} {what} in a row"
+    def _count(self, account: str, source: str, *, ok: bool, what: str) -> None:
+        key = (account, f"{source} failed {{}} {what} in a row")
         self._failures[key] = 0 if ok else self._failures.get(key, 0) + 1
+
+    def holding(self, account: str, held: bool) -> None:
+        """This replica took the account's lease, or another replica did: while away, its
+        scans and receives are not this replica's to do, nor their failures to report."""
+        was = self._calling()
+        if held:
+            self._away.discard(account)
+        else:
+            self._away.add(account)
+            for key in [key for key in self._failures if key[0] == account]:
+                del self._failures[key]
+        self._resumed(was)
+
+    def _resumed(self, was_calling: bool) -> None:
+        # Silence counts from when there was something to call again (a pair tracked, a
+        # lease taken over), not from a success long before it.
+        if not was_calling and self._calling():
+            self._calling_since = self._clock()
+
+    def task_stopped(self, name: str, reason: str) -> None:
+        """A task the service owns ended without being asked: what it did is not done."""
+        self._stopped[name] = reason
 
     def written(self) -> None:
         self._write_error = None
@@ -122,9 +152,11 @@ class Health:
             return False, f"state writes failing: {self._write_error}"
         if self._read_error is not None:
             return False, f"state reads failing: {self._read_error}"
+        for name, reason in sorted(self._stopped.items()):
+            return False, f"{name} stopped: {reason}"
         if self._standing_by:
             return True, "standing by: another replica polls every account"
-        for reason, failed in sorted(self._failures.items()):
+        for (_, reason), failed in sorted(self._failures.items()):
             if failed >= DISCOVERY_FAILURES:
                 return False, reason.format(failed)
         silent = self.seconds_without_success()
@@ -139,10 +171,15 @@ class Health:
 
     def seconds_without_success(self) -> float:
         """Since the latest successful call (or start), while there is something to call."""
-        if self._tracked == 0 and not self._discovering:
+        if not self._calling():
             return 0.0
         last = self._last_success if self._last_success is not None else self._started
-        return self._clock() - last
+        return self._clock() - max(last, self._calling_since)
+
+    def _calling(self) -> bool:
+        """Whether there is anything to call CloudFront for: pairs to poll, or accounts of
+        this replica's to discover."""
+        return self._tracked > 0 or any(a not in self._away for a in self._discovering)
 
     def silence_limit(self) -> float:
         """How long without a successful call is blindness."""
@@ -151,7 +188,7 @@ class Health:
 
     def _degraded(self, now: float) -> bool:
         """The latest API call failed and none succeeded in the latest poll interval."""
-        if self._last_failure is None or (self._tracked == 0 and not self._discovering):
+        if self._last_failure is None or not self._calling():
             return False
         if self._last_success is not None and self._last_success >= self._last_failure:
             return False

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +18,7 @@ from monitor import __version__, logs, reload, signals, wiring
 from monitor.config import Config, ConfigError, load_config
 from monitor.notify import Notifier
 from monitor.store import StoreError
+from monitor.tasks import Owned
 
 # How often the wall clock is compared with the monotonic one, and by how much it must
 # have moved to count as a step (NTP slews far slower than this).
@@ -50,7 +50,7 @@ class Service:
         self._parts: wiring.Parts | None = None
         self._scheduler: AsyncIOScheduler | None = None
         self._stop = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Owned(self._task_ended)
         self._reloading = asyncio.Lock()
         self.started = asyncio.Event()  # set once serving
         self._reload_requested = False
@@ -63,7 +63,7 @@ class Service:
         if not self.started.is_set():  # remembered, and done once start-up is
             self._reload_requested = True
             return
-        self._own(self.reload(), "reload")
+        self._tasks.start(self.reload(), "reload", finite=True)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -81,9 +81,7 @@ class Service:
             self.notifier.stopping()
             self._log.info("monitor_stopping")
             self.tools.health.scheduling(False)
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._tasks.cancel()
 
     async def _start(self, stack: AsyncExitStack) -> None:
         config, tools = self.config, self.tools
@@ -115,11 +113,11 @@ class Service:
         scheduler.start()
         tools.health.scheduling(True)
         stack.callback(scheduler.shutdown, wait=False)
-        self._own(self._watch_clock(), "clock")
+        self._tasks.start(self._watch_clock(), "clock")
         if parts.leases is not None:
-            self._own(parts.leases.run(), "leases")
+            self._tasks.start(parts.leases.run(), "leases")
         for intake in parts.intakes:
-            self._own(intake.run(), f"events-{intake.account}")
+            self._tasks.start(intake.run(), f"events-{intake.account}")
         stack.callback(self.notifier.close)
         self._log.info(
             "monitor_started",
@@ -147,10 +145,10 @@ class Service:
             next_run_time=datetime.now(UTC),
         )
 
-    def _own(self, work: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(work, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _task_ended(self, name: str, error: BaseException | None) -> None:
+        reason = "ended" if error is None else f"{type(error).__name__}: {error}"
+        self._log.error("task_stopped", task=name, error=reason, exc_info=error)
+        self.tools.health.task_stopped(name, reason)
 
     def _status(self) -> str:
         pairs = list(self._parts.poller.pairs()) if self._parts else []

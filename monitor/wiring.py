@@ -122,6 +122,7 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
 
         async def changed(account: str, held: bool) -> None:
             tools.metrics.active.labels(account).set(int(held))
+            tools.health.holding(account, held)
             await poller.hold(account, held)
             tools.health.standing_by(not any(poller.holds(a) for a in accounts))
 

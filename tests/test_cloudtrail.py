@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from datetime import UTC, datetime
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.cloudtrail import (
     BAD_ID,
@@ -109,3 +112,47 @@ def test_without_a_creator_or_paths_the_pair_is_still_there() -> None:
     assert created.origin == Origin(None, ("/index.html", "/css/*"))
     del event["detail"]["requestParameters"]["invalidationBatch"]
     assert parse(json.dumps(event)).origin == Origin()
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+def _paths_in(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in a JSON document, as the keys and indexes that reach it."""
+    places = [prefix]
+    children = (
+        node.items()
+        if isinstance(node, dict)
+        else enumerate(node)
+        if isinstance(node, list)
+        else ()
+    )
+    for name, child in children:
+        places += _paths_in(child, (*prefix, name))
+    return places
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), replacement=JSON)
+def test_any_shape_anywhere_in_an_event_is_a_message_that_creates_nothing_or_a_creation(
+    data: st.DataObject, replacement: Any
+) -> None:
+    """Whatever a sender puts where, parsing says what it was: never another exception,
+    which would stop the intake."""
+    event = fixture("CreateInvalidation")
+    place = data.draw(st.sampled_from(_paths_in(event)))
+    if place:
+        parent = event
+        for name in place[:-1]:
+            parent = parent[name]
+        parent[place[-1]] = replacement
+    else:
+        event = replacement
+    with contextlib.suppress(NotCreated):
+        parse(json.dumps(event))

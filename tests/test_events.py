@@ -4,6 +4,7 @@ CLI creating them, the real daemon taking them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -14,11 +15,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aioboto3
 import boto3
 import pytest
+from prometheus_client import generate_latest
 
 from monitor.emulator import Emulator, ThreadedEmulator
 from monitor.emulator.events import EventTarget
+from monitor.events import STANDBY_SECONDS, EventIntake
+from monitor.health import Health
+from monitor.invalidation import Key
+from monitor.metrics import Metrics
 from monitor.store.sqlite import StateFile
 from tests.support import (
     TEST_ENV,
@@ -175,6 +182,7 @@ def test_messages_that_create_nothing_are_counted_logged_once_and_deleted(
             "{not json",
             "{still not json",
             _event("IOTHER00000001", dist, eventName="UpdateDistribution"),
+            _event("IODDSHAPE00001", dist, eventName=["CreateInvalidation"]),
             json.dumps(
                 {
                     "source": "aws.cloudfront",
@@ -193,7 +201,7 @@ def test_messages_that_create_nothing_are_counted_logged_once_and_deleted(
             "tracked": 1,
             "known": 1,
             "malformed": 2,
-            "other_event": 1,
+            "other_event": 2,
             "missing_field": 1,
             "refused_call": 1,
         }
@@ -255,3 +263,46 @@ def test_a_message_stays_on_the_queue_until_its_pair_is_stored(
         lambda: sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages"), timeout=20
     )
     assert "INEVERSTORED01" in bodies[0]["Body"]
+
+
+class Holder:
+    """The poller as event intake sees it: whether this replica holds the account's lease,
+    and what was tracked."""
+
+    def __init__(self) -> None:
+        self.held = False
+        self.tracked: list[Key] = []
+
+    def holds(self, account: str) -> bool:
+        return self.held
+
+    async def track(self, keys: list[Key], source: str, account: str, origins: Any) -> list[Key]:
+        self.tracked += keys
+        return keys
+
+
+async def test_a_standby_replica_leaves_the_queue_to_the_one_holding_the_lease(
+    moto: Moto, queue: tuple[Any, str]
+) -> None:
+    sqs, url = queue
+    sqs.send_message(QueueUrl=url, MessageBody=_event("ISTANDBY000001"))
+    holder, metrics = Holder(), Metrics()
+    session = aioboto3.Session()
+    async with session.client("sqs", endpoint_url=moto.url, **SQS) as client:
+        intake = EventIntake("default", url, client, holder, metrics, Health(20, 1))  # type: ignore[arg-type]
+        running = asyncio.create_task(intake.run())
+        try:
+            await asyncio.sleep(2 * STANDBY_SECONDS + 0.5)
+            receives = "cloudfront_invalidation_monitor_event_receives_total"
+            text = generate_latest(metrics.registry).decode()
+            assert metric_value(text, receives, outcome="ok") == 0  # never asked the queue
+            assert _left(queue) == 1 and holder.tracked == []
+            holder.held = True  # the lease is this replica's now
+            for _ in range(100):
+                if holder.tracked:
+                    break
+                await asyncio.sleep(0.1)
+            assert holder.tracked == [Key("EDFDVBD6EXAMPLE", "ISTANDBY000001")]
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)

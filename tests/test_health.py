@@ -113,8 +113,10 @@ def test_no_successful_call_for_five_minutes_with_something_to_call_is_blindness
     clock.now += SILENCE_SECONDS + 1
     assert health.ready()[0]  # nothing to call: silence is all right
     health.tracking(3)
+    assert health.ready()[0]  # counted from when there was something to call
+    clock.now += SILENCE_SECONDS
     ok, reason = health.ready()
-    assert not ok and reason.startswith("no CloudFront call has succeeded for 30")
+    assert not ok and reason == "no CloudFront call has succeeded for 300s"
     health.call_succeeded()
     assert health.ready()[0]
     clock.now += SILENCE_SECONDS - 1
@@ -164,7 +166,31 @@ def test_silence_is_measured_only_with_something_to_call() -> None:
     clock.now += 1000
     assert health.seconds_without_success() == 0
     health.tracking(1)
-    assert health.seconds_without_success() == 1000  # since start: nothing ever succeeded
+    clock.now += 5
+    assert health.seconds_without_success() == 5  # since there was something to call
     health.call_succeeded()
     clock.now += 7
     assert health.seconds_without_success() == 7
+
+
+def test_an_account_whose_lease_another_replica_holds_is_not_this_ones_to_report() -> None:
+    clock = Ticks()
+    health = ready_health(clock, tracked=0)
+    health.discovering("prod", 60)
+    health.call_succeeded()
+    for _ in range(3):
+        health.scanned("prod", saw=False)
+    assert not health.ready()[0]
+    health.holding("prod", False)  # another replica took it: its failures are not ours
+    assert health.ready()[0]
+    clock.now += 10 * SILENCE_SECONDS
+    assert health.seconds_without_success() == 0  # nothing of ours to call
+    health.holding("prod", True)  # taken back: silence counts from now
+    clock.now += 10
+    assert health.seconds_without_success() == 10
+
+
+def test_a_task_that_ended_unasked_is_blindness() -> None:
+    health = ready_health(Ticks())
+    health.task_stopped("events-prod", "TypeError: unhashable type: 'list'")
+    assert health.ready() == (False, "events-prod stopped: TypeError: unhashable type: 'list'")

@@ -31,8 +31,7 @@ BAD_ID = "bad_id"
 
 class Created(NamedTuple):
     key: Key
-    origin: Origin
-    create_time: float | None  # None when CloudTrail's text cannot be read
+    origin: Origin  # its create_time None when CloudTrail's text cannot be read
 
 
 class NotCreated(Exception):
@@ -68,7 +67,7 @@ def parse(body: str) -> Created:
     key = Key(scope, _text(created, "id"))
     if not key.valid:
         raise NotCreated(BAD_ID, f"{key.distribution_id}/{key.invalidation_id}"[:100])
-    return Created(key, Origin(_creator(detail), _paths(detail, created)), _time(created))
+    return Created(key, Origin(_creator(detail), _paths(detail, created), _time(created)))
 
 
 def _field(node: Any, *path: str) -> Any:

@@ -56,6 +56,9 @@ class Origin(NamedTuple):
 
     creator: str | None = None  # an IAM ARN
     paths: tuple[str, ...] | None = None
+    # CloudFront's CreateTime as the creation event gave it: a pair tracked from an event
+    # is dated (its age, stuck) before the first look answers. Only a new pair takes it.
+    create_time: float | None = None
 
     @property
     def wildcards(self) -> int:
@@ -64,9 +67,8 @@ class Origin(NamedTuple):
 
 
 class Invalidation(NamedTuple):
-    # A named tuple rather than a frozen dataclass: one is built per poll, and a tuple is
-    # built in a third of the time (a frozen dataclass sets each field through
-    # object.__setattr__).
+    # A named tuple rather than a frozen dataclass: one is built per poll, and a frozen
+    # dataclass sets each field through object.__setattr__.
     key: Key
     source: str
     status: str | None = None  # last CloudFront status seen; None until the first answer

@@ -31,10 +31,10 @@ class Schedule:
         self,
         min_interval: float,
         max_interval: float,
-        # 0.22 rather than a finer step: the poller pools the looks of a distribution's
-        # invalidations into one listing (poller.tick), which looks more often where
-        # several run together; a coarser step per invalidation keeps the total about
-        # the AWS CLI waiter's (one look per 20 s) while halving its detection lag.
+        # 0.22 rather than a finer step: the looks at a distribution's invalidations are
+        # pooled into one listing (looks.plan), which looks more often where several run
+        # together; a coarser step per invalidation keeps the total near the AWS CLI
+        # waiter's (one look per 20 s).
         step: float = 0.22,
         expected_seconds: float = 90.0,
         spread: float = 0.6,

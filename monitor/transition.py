@@ -1,7 +1,8 @@
 """The invalidation state machine: an observation in, the new state and transitions out.
 
-Pure functions: the poller feeds them and persists what they return. The values are
-immutable but for the policy's adaptive schedule, which learns recorded latencies.
+Pure functions: the looker feeds them answers and the recorder persists what they
+return. The values are immutable but for the policy's adaptive schedule, which learns
+recorded latencies.
 Exactly-once recording is the store's job (a unique transition per status); this module
 only decides *what* happened.
 """
@@ -113,7 +114,7 @@ class Result(NamedTuple):
     error_code: str | None = None
     odd: str | None = None  # what made no sense in the answer (an odd-answer kind)
     # More than the poll times changed: the store must have it before anything is
-    # reported. False: it may wait for the next checkpoint (poller.CHECKPOINT_SECONDS).
+    # reported. False: it may wait for the next checkpoint (recorder.CHECKPOINT_SECONDS).
     changed: bool = True
 
 
@@ -169,8 +170,7 @@ def observe(current: Invalidation, seen: Observation, policy: Policy) -> Result:
         and age is not None
         and age > policy.stuck_after_seconds
     )
-    # Built directly rather than with _replace, which costs several times more and runs
-    # once per observation.
+    # Built directly: _replace is slower, and this runs once per observation.
     updated = Invalidation(
         key=current.key,
         source=current.source,

@@ -302,6 +302,18 @@ async def test_a_poll_never_overwrites_an_origin_learnt_meanwhile(store: Store) 
     assert (await store.all())[0].origin == origin  # the first word stays
 
 
+async def test_a_pair_tracked_from_its_creation_event_is_dated_by_it(store: Store) -> None:
+    """Its age (and so stuck) is known before the first look; a pair already tracked keeps
+    the CreateTime CloudFront gave."""
+    await store.add([A], "event", origins={A: Origin("someone", ("/a",), create_time=T0)})
+    [inv] = await store.all()
+    assert inv.create_time == T0
+    await store.add([B], "discovered")
+    await store.add([B], "event", origins={B: Origin("someone", ("/a",), create_time=T0)})
+    [_, b] = sorted(await store.all(), key=lambda i: i.key != A)
+    assert b.create_time is None
+
+
 async def test_pages_of_pairs_in_key_order_filtered(store: Store) -> None:
     # Byte order: upper-case distribution IDs before a tenant's dt_, digits before letters.
     tenant = Key("dt_tenantAAAA", "ITENANT000001")

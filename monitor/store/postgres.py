@@ -267,10 +267,9 @@ _SAVE_POLL_TIMES = (
 _TIMES_PER_STATEMENT = 5000
 _ADD = (
     "INSERT INTO invalidations (distribution_id, invalidation_id, source, added_at, account,"
-    " next_poll_at, creator, paths) SELECT distribution_id, invalidation_id, %s::text,"
-    " %s::float8, %s::text, %s::float8,"
-    " creator, paths FROM "
-    + _unnest([*_KEY, ("creator", "text"), ("paths", "jsonb")], "r")
+    " next_poll_at, creator, paths, create_time) SELECT distribution_id, invalidation_id,"
+    " %s::text, %s::float8, %s::text, %s::float8, creator, paths, create_time FROM "
+    + _unnest([*_KEY, ("creator", "text"), ("paths", "jsonb"), ("create_time", "float8")], "r")
     + " ORDER BY n ON CONFLICT (distribution_id, invalidation_id) DO NOTHING"
     " RETURNING distribution_id, invalidation_id"
 )
@@ -476,10 +475,12 @@ class PostgresStore:
         stamp = time.time() if now is None else now
         origins = origins or {}
         rows = [(*key, *_origin_row(origins.get(key, Origin()))) for key in keys]
+        created = [origins.get(key, Origin()).create_time for key in keys]
         async with self._writing() as write:
             # Due at once; next_poll_at also dates how long a pair never answered for has
             # waited (looks.plan lets it ride along for a while, not forever).
-            await write.cursor.execute(_ADD, (source, stamp, account, stamp, *_columns(rows, 4)))
+            columns = [*_columns(rows, 4), created]
+            await write.cursor.execute(_ADD, (source, stamp, account, stamp, *columns))
             inserted = {Key(*row) for row in await write.cursor.fetchall()}
             changed = bool(inserted)
             known = [row for row in rows if Key(row[0], row[1]) in origins]

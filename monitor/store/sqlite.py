@@ -340,14 +340,15 @@ class StateFile:
         added = []
         with self._transaction():
             for key in keys:
-                creator, paths = _origin_row((origins or {}).get(key, Origin()))
+                origin = (origins or {}).get(key, Origin())
+                creator, paths = _origin_row(origin)
                 # Due at once; next_poll_at also dates how long a pair never answered
                 # for has waited (looks.plan lets it ride along for a while, not forever).
                 cursor = self._conn.execute(
                     "INSERT OR IGNORE INTO invalidations (distribution_id, invalidation_id,"
-                    " source, added_at, account, next_poll_at, creator, paths)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*key, source, stamp, account, stamp, creator, paths),
+                    " source, added_at, account, next_poll_at, creator, paths, create_time)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*key, source, stamp, account, stamp, creator, paths, origin.create_time),
                 )
                 if cursor.rowcount:
                     added.append(key)
@@ -574,7 +575,7 @@ def _invalidation(row: Sequence[Any]) -> Invalidation:
 # of a present-day timestamp), because SQLite's reading of a float's shortest repr is
 # exact on x86-64 Linux but not on every platform and version. Nothing moves an instant
 # alone by so little: the command line never writes one.
-# `_unsaved` in the poller holds one entry per pair: the rows never repeat a key.
+# The tracked set holds back one entry per pair: the rows never repeat a key.
 _TIMES_PER_STATEMENT = 1000
 _TIMES_COLUMNS = (
     "last_polled",

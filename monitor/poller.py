@@ -19,7 +19,7 @@ from monitor.logs import get_logger
 from monitor.looker import Looker
 from monitor.metrics import Metrics
 from monitor.oddities import OddAnswers
-from monitor.recorder import Recorder
+from monitor.recorder import Listener, Recorder
 from monitor.store import Store
 from monitor.tracked import TrackedSet
 from monitor.transition import Observation, Policy
@@ -40,6 +40,7 @@ class Poller:
         concurrency: int,
         clock: Clock | None = None,
         odd: OddAnswers | None = None,
+        listener: Listener | None = None,
     ) -> None:
         self._store = store
         self._metrics = metrics
@@ -55,6 +56,7 @@ class Poller:
             odd or OddAnswers(metrics.odd_answer),
             self._clock,
             self.policy,
+            listener,
         )
         self._looker = Looker(clients, self._tracked, self._recorder, concurrency, self.policy)
         self._checked_at = -float("inf")  # monotonic: a stepped clock must not stop it

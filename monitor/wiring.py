@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError
 
+from monitor.access import Tokens, load_tokens
+from monitor.api import Api
 from monitor.clock import Clock
 from monitor.cloudfront import ApiObserver, CloudFront, open_accounts
 from monitor.config import Config, ConfigError
 from monitor.discovery import Discovery
-from monitor.endpoint import Endpoint
+from monitor.endpoint import Endpoint, tls_context
 from monitor.health import Health
 from monitor.invalidation import Key
 from monitor.logs import get_logger
@@ -24,9 +26,11 @@ from monitor.metrics import Metrics
 from monitor.oddities import OddAnswers
 from monitor.poller import Poller
 from monitor.schedule import FixedSchedule, Schedule
+from monitor.statuspage import StatusPage
 from monitor.store import Store, StoreError, open_store
 from monitor.store.sqlite import DaemonLock
 from monitor.transition import Policy
+from monitor.waiters import Waiters
 
 LEARNED_LATENCIES = 500  # the adaptive schedule's memory of recorded completions
 
@@ -89,6 +93,9 @@ class Observed(ApiObserver):
 
 async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Parts:
     """Every part, opened; each is closed by `stack`, in the reverse order."""
+    # Files the config names are read first: a refused one is a config error (exit 78).
+    tokens = tokens_for(config)
+    tls = tls_context(config.http.tls)
     lock = DaemonLock(config.state.file)
     try:
         lock.acquire()
@@ -107,6 +114,9 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
         raise ConfigError(f"aws: {error}") from None
     for name, client in clients.items():
         tools.metrics.rate_limit.labels(name).set_function(client.rate)
+    # The long polls of the API wait for what the recorder commits.
+    waiters = Waiters(config.http.max_waiters)
+    tools.metrics.http_waiters.set_function(lambda: len(waiters))
     poller = Poller(
         store,
         clients,
@@ -116,10 +126,13 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
         config.poll.concurrency,
         tools.clock,
         tools.odd,
+        listener=waiters,
     )
     await poller.load()
     tools.health.loaded()
-    tools.metrics.watch(poller.pairs, poller.stuck_after_seconds, tools.health)
+    # A copy taken at once (one C-level call under the GIL): /metrics renders on a thread,
+    # while the event loop changes the tracked set.
+    tools.metrics.watch(lambda: list(poller.pairs()), poller.stuck_after_seconds, tools.health)
     discoveries = [
         Discovery(
             clients[account.name],
@@ -133,9 +146,36 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
         for account in config.account_list()
         if account.discover is not None
     ]
-    host, port = config.http.address
-    endpoint = await stack.enter_async_context(Endpoint(host, port, tools.metrics, tools.health))
+    api = Api(
+        poller,
+        store,
+        waiters,
+        [account.name for account in config.account_list()],
+        tokens,
+        config.http.read_requires_token,
+        tools.metrics,
+    )
+    page = StatusPage(
+        poller.pairs, poller.stuck_after_seconds, tools.health, tools.metrics, waiters
+    )
+    endpoint = await stack.enter_async_context(
+        Endpoint(
+            config.http,
+            tools.metrics,
+            tools.health,
+            status_page=page.handle,
+            api=api.app(),
+            tls=tls,
+            before_close=waiters.close,
+        )
+    )
     return Parts(store, clients, poller, discoveries, endpoint)
+
+
+def tokens_for(config: Config) -> Tokens | None:
+    """The tokens that may write through the API, if the config names a file of them."""
+    path = config.http.tokens_file
+    return None if path is None else load_tokens(path)
 
 
 async def policy_for(config: Config, store: Store) -> Policy:

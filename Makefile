@@ -49,7 +49,7 @@ lock: $(UV)
 
 run: $(BIN)/.installed
 ifeq ($(CONFIG),)
-	$(BIN)/cloudfront-invalidation-monitor demo --config config/demo.yaml
+	$(BIN)/cloudfront-invalidation-monitor demo
 else
 	$(BIN)/cloudfront-invalidation-monitor run --config $(CONFIG)
 endif
@@ -68,4 +68,4 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(AWSCLI_VENV) $(UV_VENV) .pytest_cache .mypy_cache .ruff_cache state
+	rm -rf $(VENV) $(AWSCLI_VENV) $(UV_VENV) .pytest_cache .mypy_cache .ruff_cache state build dist

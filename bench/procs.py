@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -9,7 +10,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,10 +111,12 @@ class Served:
 
 
 @contextmanager
-def emulator(distributions: int, duration: str, seed: int | None = None) -> Iterator[Served]:
+def emulator(
+    distributions: int, duration: str, seed: int | None = None, extra: Sequence[str] = ()
+) -> Iterator[Served]:
     """`python -m monitor.emulator` on a free loopback port, in a process of its own."""
     command = [sys.executable, "-m", "monitor.emulator", "--listen", "127.0.0.1:0"]
-    command += ["--distributions", str(distributions), "--duration", duration]
+    command += ["--distributions", str(distributions), "--duration", duration, *extra]
     if seed is not None:
         command += ["--seed", str(seed)]
     proc = subprocess.Popen(
@@ -125,6 +129,13 @@ def emulator(distributions: int, duration: str, seed: int | None = None) -> Iter
         yield Served(match.group(1), proc.pid)
     finally:
         _stop(proc)
+
+
+def truth(url: str) -> list[dict[str, Any]]:
+    """The emulator's ground truth: each invalidation's create time and completion."""
+    with urllib.request.urlopen(f"{url}/_emulator/invalidations", timeout=30) as answer:
+        records: list[dict[str, Any]] = json.load(answer)["invalidations"]
+    return records
 
 
 @contextmanager

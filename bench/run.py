@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import procs, report, scenarios, throughput
+from bench import discovery, procs, report, scenarios, throughput
 
-PARTS = ("throughput", "memory", "scenarios")
+PARTS = ("throughput", "memory", "scenarios", "discovery")
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--burst-distributions", type=int, default=10, help="bursty distributions (10)")
     add("--burst-size", type=int, default=50, help="invalidations per bursty distribution (50)")
     add("--seed", type=int, default=1, help="scenario and emulator seed (1)")
+    add("--discovery-count", type=int, default=40, help="invalidations, discovery part (40)")
+    add("--discovery-every", type=_positive, default=3.0, help="seconds between two (3)")
+    add("--discovery-duration", default=discovery.DURATION, help="their durations")
+    add("--discovery-scan", type=_positive, help="listing interval (default: the product's)")
     add("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
     return parser
 
@@ -115,6 +119,16 @@ def main(argv: list[str] | None = None) -> int:
                 ci_seconds=args.scenario_seconds,
                 burst_distributions=args.burst_distributions,
                 burst_size=args.burst_size,
+            )
+    if "discovery" in parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            results["discovery"] = discovery.run(
+                args.seed,
+                Path(tmp),
+                args.discovery_count,
+                args.discovery_every,
+                args.discovery_duration,
+                args.discovery_scan,
             )
     report.write_json(results, args.output)
     print(report.markdown(results))

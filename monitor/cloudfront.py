@@ -120,20 +120,21 @@ class CloudFront:
         self._observer.attempt(self.account, operation, outcome)
 
     async def get_invalidation(self, key: Key) -> Observation:
-        if key.tenant:
-            answer = await self._call(
-                "GetInvalidationForDistributionTenant",
-                DistributionTenantId=key.distribution_id,
-                Id=key.invalidation_id,
-            )
-        else:
-            answer = await self._call(
-                "GetInvalidation", DistributionId=key.distribution_id, Id=key.invalidation_id
-            )
+        answer = await self._get(key)
         observation = self._observation(answer.get("Invalidation"))
         if observation is None:
             raise ApiError("MalformedResponse", "ok", "the answer has no Status")
         return observation
+
+    async def invalidation_paths(self, key: Key) -> tuple[str, ...] | None:
+        """What the invalidation invalidates (GetInvalidation's batch), if it says."""
+        answer = await self._get(key)
+        items = (
+            ((answer.get("Invalidation") or {}).get("InvalidationBatch") or {}).get("Paths") or {}
+        ).get("Items")
+        if not isinstance(items, list) or not all(isinstance(path, str) for path in items):
+            return None
+        return tuple(items)
 
     async def invalidation_pages(
         self, distribution_id: str, max_pages: int
@@ -180,6 +181,17 @@ class CloudFront:
                 break
             paging = {"Marker": str(marker)}
         return ids
+
+    async def _get(self, key: Key) -> dict[str, Any]:
+        if key.tenant:
+            return await self._call(
+                "GetInvalidationForDistributionTenant",
+                DistributionTenantId=key.distribution_id,
+                Id=key.invalidation_id,
+            )
+        return await self._call(
+            "GetInvalidation", DistributionId=key.distribution_id, Id=key.invalidation_id
+        )
 
     def _summaries(self, distribution_id: str, items: list[Any]) -> list[tuple[Key, Observation]]:
         """A listing page's entries; one that cannot be trusted is reported and left out,

@@ -1,7 +1,7 @@
 """The daemon's configuration: YAML validated up front into one typed object.
 
 Everything a user can get wrong is caught here, before any file, socket or API call is
-touched, and reported as one line naming the key (`ConfigError`, exit status 78).
+touched, and reported as one line naming the key (`ConfigError`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ from pydantic import (
 
 from monitor.address import parse_listen
 from monitor.invalidation import DEFAULT_ACCOUNT, RESOURCE_ID, TENANT_ID, Key
-
-EX_CONFIG = 78
 
 
 class ConfigError(Exception):
@@ -173,17 +171,50 @@ class TrackedPair(_Section):
         return Key(scope, self.invalidation_id)
 
 
+class EventsConfig(_Section):
+    """An SQS queue an EventBridge rule feeds with CloudFront's CreateInvalidation calls
+    (deploy/aws/events.yaml): invalidations tracked the moment they are created."""
+
+    queue_url: Annotated[str, AfterValidator(_endpoint)]
+    region: str = "us-east-1"  # CloudFront's events are delivered in us-east-1
+    endpoint_url: Annotated[str, AfterValidator(_endpoint)] | None = None
+
+
+# Between two listing scans: with events the scans only reconcile what never arrived.
+SCAN_INTERVAL_SECONDS = 60.0
+SCAN_INTERVAL_WITH_EVENTS_SECONDS = 300.0
+
+
 class DiscoverConfig(_Section):
-    """Find invalidations nobody listed: ListInvalidations on these distributions."""
+    """Find invalidations nobody listed: ListInvalidations on these distributions, and
+    the creation events of an SQS queue."""
 
     distributions: Literal["all"] | list[ResourceId]
-    interval_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    interval_seconds: float | None = Field(default=None, gt=0, le=86_400)
     # Newest first; pages older than this are not read. A first start looks this far back.
     lookback_seconds: float = Field(default=3600.0, gt=0)
     max_pages: int = Field(default=10, ge=1, le=1000)  # per distribution and scan
     # With `all`: how often ListDistributions is asked again for new distributions; unset,
     # at every scan, so a new distribution is watched within one interval.
     refresh_distributions_seconds: float | None = Field(default=None, gt=0)
+    events: EventsConfig | None = None
+
+    @property
+    def scan_interval(self) -> float:
+        if self.interval_seconds is not None:
+            return self.interval_seconds
+        return SCAN_INTERVAL_SECONDS if self.events is None else SCAN_INTERVAL_WITH_EVENTS_SECONDS
+
+
+class QuotaConfig(_Section):
+    """CloudFront's in-progress quotas per distribution (raise them here if AWS raised
+    yours), and whether to ask for the paths of pairs no event described."""
+
+    file_paths: int = Field(default=3000, ge=1)
+    wildcard_paths: int = Field(default=15, ge=1)
+    # One GetInvalidation per pair tracked without its paths (discovered by a listing, from
+    # the config or the command line), to count it against the quotas.
+    paths: bool = False
 
 
 def _discover_shorthand(value: Any) -> Any:
@@ -230,6 +261,7 @@ class AccountConfig(_Section):
     max_requests_per_second: float | None = Field(default=None, gt=0, le=100_000)
     track: list[TrackedPair] = []
     discover: Discover = None
+    quota: QuotaConfig | None = None  # the top-level quota unless given
 
     def ceiling(self, aws: AwsConfig) -> float:
         return self.max_requests_per_second or aws.max_requests_per_second
@@ -253,6 +285,7 @@ class Config(_Section):
     # credential chain) reaches, named "default".
     track: list[TrackedPair] = []
     discover: Discover = None
+    quota: QuotaConfig = QuotaConfig()
     accounts: list[AccountConfig] = []
 
     @model_validator(mode="after")
@@ -279,8 +312,15 @@ class Config(_Section):
     def account_list(self) -> list[AccountConfig]:
         """Every account the daemon polls; the implicit one when none is configured."""
         if self.accounts:
-            return list(self.accounts)
-        return [AccountConfig(name=DEFAULT_ACCOUNT, track=self.track, discover=self.discover)]
+            return [
+                a if a.quota is not None else a.model_copy(update={"quota": self.quota})
+                for a in self.accounts
+            ]
+        return [
+            AccountConfig(
+                name=DEFAULT_ACCOUNT, track=self.track, discover=self.discover, quota=self.quota
+            )
+        ]
 
 
 def _describe(error: ValidationError) -> str:

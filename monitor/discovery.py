@@ -57,7 +57,7 @@ class Discovery:
         self._all_listed_at: float | None = None  # steady clock
         self._marks: dict[str, float] | None = None  # from the store, on the first scan
         self._log = get_logger()
-        health.discovering(cloudfront.account, settings.interval_seconds)
+        health.discovering(cloudfront.account, settings.scan_interval)
         for outcome in SCAN_OUTCOMES:  # at 0 from the start: increase() sees the first
             metrics.discovery_scans.labels(cloudfront.account, outcome)
 

@@ -13,7 +13,8 @@ from collections.abc import Callable
 # No successful call for this long, with something to call, is blindness; longer when a
 # configured interval is longer (twice it), so that slow settings are not blindness.
 SILENCE_SECONDS = 300.0
-# Discovery scans of an account that failed in a row before readiness says so.
+# Discovery scans (or event queue receives) of an account that failed in a row before
+# readiness says so.
 DISCOVERY_FAILURES = 3
 
 
@@ -35,7 +36,7 @@ class Health:
         self._last_failure: float | None = None
         self._tracked = 0  # pairs still polled
         self._discovering: dict[str, float] = {}  # accounts discovering, their intervals
-        self._scan_failures: dict[str, int] = {}  # consecutive failed scans, by account
+        self._failures: dict[str, int] = {}  # consecutive failures, by what failed
         self._write_error: str | None = None  # the latest state write failed with this
         self._state_lost: str | None = None
 
@@ -66,7 +67,15 @@ class Health:
     def scanned(self, account: str, *, saw: bool) -> None:
         """A discovery scan of `account` ended; `saw`: it listed something (one distribution
         that cannot be listed is a ticket, not blindness of the whole account)."""
-        self._scan_failures[account] = 0 if saw else self._scan_failures.get(account, 0) + 1
+        self._count(f"discovery of account {account}", ok=saw, what="scans")
+
+    def received(self, account: str, *, ok: bool) -> None:
+        """A receive from `account`'s event queue ended."""
+        self._count(f"the event queue of account {account}", ok=ok, what="receives")
+
+    def _count(self, source: str, *, ok: bool, what: str) -> None:
+        key = f"{source} failed {{}} {what} in a row"
+        self._failures[key] = 0 if ok else self._failures.get(key, 0) + 1
 
     def written(self) -> None:
         self._write_error = None
@@ -99,10 +108,9 @@ class Health:
             return False, f"state file lost: {self._state_lost}"
         if self._write_error is not None:
             return False, f"state writes failing: {self._write_error}"
-        for account in sorted(self._discovering):
-            failed = self._scan_failures.get(account, 0)
+        for reason, failed in sorted(self._failures.items()):
             if failed >= DISCOVERY_FAILURES:
-                return False, f"discovery of account {account} failed {failed} scans in a row"
+                return False, reason.format(failed)
         silent = self.seconds_without_success()
         if silent >= self.silence_limit():
             return False, f"no CloudFront call has succeeded for {silent:.0f}s"

@@ -31,9 +31,14 @@ def _redact(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     return event
 
 
+def renders_json(fmt: str, stream: TextIO | None = None) -> bool:
+    """Whether `configure(fmt, ...)` writes JSON lines to `stream` (stdout by default)."""
+    return fmt == "json" or (fmt == "auto" and not (stream or sys.stdout).isatty())
+
+
 def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
     out = stream or sys.stdout
-    as_json = fmt == "json" or (fmt == "auto" and not out.isatty())
+    as_json = renders_json(fmt, out)
     renderer: Processor = (
         structlog.processors.JSONRenderer()
         if as_json

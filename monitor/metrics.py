@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import (
     CollectorRegistry,
@@ -25,7 +25,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from monitor import __version__
-from monitor.config import MetricsConfig
+from monitor.config import MetricsConfig, QuotaConfig
 from monitor.health import Health
 from monitor.invalidation import COMPLETED, IN_PROGRESS, Invalidation, Scope, status_label
 from monitor.transition import Transition
@@ -55,6 +55,7 @@ HTTP_REFUSALS = ("connections", "waiters", "malformed", "accept_error")
 API_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 StateSource = Callable[[], Iterable[Invalidation]]
+PATH_KINDS = ("file", "wildcard")
 
 # `_created` series double the output and no alert or dashboard of ours reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -68,9 +69,11 @@ class _StateCollector(Collector):
         health: Health,
         seen: set[Scope],
         per_invalidation: str,
+        quotas: Mapping[str, QuotaConfig],
     ) -> None:
         self._source = source
         self._per_invalidation = per_invalidation
+        self._quotas = quotas
         self._stuck_after = stuck_after
         self._health = health
         # Distributions keep a 0 series after their last invalidation completes, so
@@ -83,6 +86,7 @@ class _StateCollector(Collector):
         in_progress: dict[Scope, float] = defaultdict(float)
         oldest: dict[Scope, float] = defaultdict(float)
         stuck: dict[Scope, float] = defaultdict(float)
+        paths: dict[tuple[str, str, str], float] = defaultdict(float)  # scope and kind
         ages = GaugeMetricFamily(
             "cloudfront_invalidation_in_progress_age_seconds",
             "Age of each in-progress invalidation (present only while it is in progress)",
@@ -100,6 +104,10 @@ class _StateCollector(Collector):
             in_progress[scope] += 1
             oldest[scope] = max(oldest[scope], age)
             stuck[scope] += age > threshold
+            if inv.paths is not None:
+                wildcards = inv.origin.wildcards
+                paths[(*scope, "file")] += len(inv.paths) - wildcards
+                paths[(*scope, "wildcard")] += wildcards
             if self._per_invalidation == "all" or (
                 self._per_invalidation == "stuck" and age > threshold
             ):
@@ -125,6 +133,25 @@ class _StateCollector(Collector):
             stuck,
         )
         yield ages
+        in_flight = GaugeMetricFamily(
+            "cloudfront_invalidation_paths_in_progress",
+            "Paths of the in-progress invalidations whose paths are known, by kind (file,"
+            " wildcard): what CloudFront's per-distribution in-progress quotas count",
+            labels=["account", "distribution_id", "kind"],
+        )
+        for scope in sorted(scopes):
+            for kind in PATH_KINDS:
+                in_flight.add_metric([*scope, kind], paths.get((*scope, kind), 0))
+        yield in_flight
+        quota = GaugeMetricFamily(
+            "cloudfront_invalidation_paths_quota",
+            "CloudFront's in-progress path quota per distribution, as configured, by kind",
+            labels=["account", "kind"],
+        )
+        for account, limits in sorted(self._quotas.items()):
+            quota.add_metric([account, "file"], limits.file_paths)
+            quota.add_metric([account, "wildcard"], limits.wildcard_paths)
+        yield quota
         yield GaugeMetricFamily(
             "cloudfront_invalidation_monitor_tracked",
             "Tracked invalidations still being polled",
@@ -215,6 +242,19 @@ class Metrics:
             "Writes to the state store that failed (the results are kept and written again)",
             registry=r,
         )
+        self.event_messages = Counter(
+            "cloudfront_invalidation_monitor_event_messages",
+            "Messages taken from an account's event queue, by outcome: tracked, known (already"
+            " tracked), malformed, other_event, refused_call, missing_field, bad_id",
+            ["account", "outcome"],
+            registry=r,
+        )
+        self.event_receives = Counter(
+            "cloudfront_invalidation_monitor_event_receives",
+            "Long polls of an account's event queue, by outcome: ok, failed",
+            ["account", "outcome"],
+            registry=r,
+        )
         self.clock_steps = Counter(
             "cloudfront_invalidation_monitor_clock_steps",
             "Steps of the wall clock seen by the daemon (its cadence runs on the monotonic"
@@ -289,10 +329,22 @@ class Metrics:
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
 
-    def watch(self, source: StateSource, stuck_after: Callable[[], float], health: Health) -> None:
+    def watch(
+        self,
+        source: StateSource,
+        stuck_after: Callable[[], float],
+        health: Health,
+        quotas: Mapping[str, QuotaConfig] | None = None,
+    ) -> None:
+        """Export the tracked set's state (read at each scrape) and the accounts' quotas."""
         self.registry.register(
             _StateCollector(
-                source, stuck_after, health, self._scopes, self.settings.per_invalidation
+                source,
+                stuck_after,
+                health,
+                self._scopes,
+                self.settings.per_invalidation,
+                quotas or {},
             )
         )
 

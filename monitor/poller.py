@@ -97,7 +97,9 @@ class Poller:
         added, removed = self._tracked.replace(fresh)
         if announce:
             for inv in added:
-                self._log.info("invalidation_tracked", **_ids(inv), source=inv.source)
+                self._log.info(
+                    "invalidation_tracked", **_ids(inv), source=inv.source, **_origin(inv)
+                )
             for inv in removed:
                 self._log.info("invalidation_untracked", **_ids(inv))
         self._health.tracking(len(self._tracked))
@@ -134,7 +136,7 @@ class Poller:
         # Only these rows, not the whole set: hundreds of CI jobs may register at once.
         for inv in self._tracked.include(await self._store.get(keys)):
             self._metrics.scope_known(inv.account, inv.key.distribution_id)
-            self._log.info("invalidation_tracked", **_ids(inv), source=inv.source)
+            self._log.info("invalidation_tracked", **_ids(inv), source=inv.source, **_origin(inv))
         self._health.tracking(len(self._tracked))
         return added
 
@@ -166,6 +168,17 @@ class Poller:
                 self._log.error("state_file_lost", reason=self._state_lost)
         if await self._store.changed_elsewhere():
             await self.load(announce=True)
+
+
+def _origin(inv: Invalidation) -> dict[str, object]:
+    """Who created it and what it invalidates, where known."""
+    fields: dict[str, object] = {}
+    if inv.creator is not None:
+        fields["creator"] = inv.creator
+    if inv.paths is not None:
+        fields["file_paths"] = len(inv.paths) - inv.origin.wildcards
+        fields["wildcard_paths"] = inv.origin.wildcards
+    return fields
 
 
 def _ids(inv: Invalidation) -> dict[str, str]:

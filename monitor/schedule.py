@@ -13,9 +13,15 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
+from collections.abc import Iterable
 from statistics import NormalDist
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from monitor.config import PollConfig
 
 PRIOR_SAMPLES = 100
+LEARNED_LATENCIES = 500  # the adaptive schedule's memory of recorded completions
 
 
 class Schedule:
@@ -32,7 +38,7 @@ class Schedule:
         step: float = 0.22,
         expected_seconds: float = 90.0,
         spread: float = 0.6,
-        window: int = 500,
+        window: int = LEARNED_LATENCIES,
     ) -> None:
         # The cap wins: a config asking for looks every 0.5 s at most gets them.
         self.min_interval = min(min_interval, max_interval)
@@ -86,3 +92,17 @@ class FixedSchedule(Schedule):
 
     def delay(self, age: float | None) -> float:
         return self.max_interval
+
+
+def schedule_for(poll: PollConfig, latencies: Iterable[float] = ()) -> Schedule:
+    """The schedule `poll` asks for, taught `latencies` (recorded ones, oldest first)."""
+    if poll.schedule == "fixed":
+        return FixedSchedule(poll.interval_seconds)
+    schedule = Schedule(
+        min_interval=poll.min_interval_seconds,
+        max_interval=poll.interval_seconds,
+        expected_seconds=poll.expected_duration_seconds,
+    )
+    for latency in latencies:
+        schedule.learn(latency)
+    return schedule

@@ -24,6 +24,7 @@ from monitor.store import StoreError
 # have moved to count as a step (NTP slews far slower than this).
 CLOCK_CHECK_SECONDS = 1.0
 CLOCK_STEP_SECONDS = 1.0
+PATHS_SECONDS = 5.0  # how often pairs without their paths are asked for them
 
 
 def tick_seconds(config: Config) -> float:
@@ -51,7 +52,7 @@ class Service:
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._reloading = asyncio.Lock()
-        self._started = False
+        self.started = asyncio.Event()  # set once serving
         self._reload_requested = False
         self._log = logs.get_logger()
 
@@ -59,7 +60,7 @@ class Service:
         self._stop.set()
 
     def request_reload(self) -> None:
-        if not self._started:  # remembered, and done once start-up is
+        if not self.started.is_set():  # remembered, and done once start-up is
             self._reload_requested = True
             return
         self._own(self.reload(), "reload")
@@ -73,7 +74,7 @@ class Service:
             self.request_reload() if early == signal.SIGHUP else self.stop()
         async with AsyncExitStack() as stack:
             await self._start(stack)
-            self._started = True
+            self.started.set()
             if self._reload_requested:
                 self.request_reload()
             await self._stop.wait()
@@ -92,7 +93,7 @@ class Service:
         self._every(parts.poller.tick, self._tick, "tick")
         for discovery in parts.discoveries:
             self._every(
-                discovery.scan, discovery.settings.interval_seconds, f"discover-{discovery.account}"
+                discovery.scan, discovery.settings.scan_interval, f"discover-{discovery.account}"
             )
         if self._own_process:
             # What start-up built (botocore's service models, the clients) lives as long
@@ -101,6 +102,8 @@ class Service:
             # inside another program (the demo, tests): freezing is process-wide.
             gc.collect()
             gc.freeze()
+        if parts.paths is not None:
+            self._every(parts.paths.fetch, PATHS_SECONDS, "paths")
         parts.poller.start()
         stack.push_async_callback(parts.poller.stop)
         self._every(self._report_to_systemd, self.notifier.watchdog_interval() or 10.0, "systemd")
@@ -108,6 +111,8 @@ class Service:
         tools.health.scheduling(True)
         stack.callback(scheduler.shutdown, wait=False)
         self._own(self._watch_clock(), "clock")
+        for intake in parts.intakes:
+            self._own(intake.run(), f"events-{intake.account}")
         stack.callback(self.notifier.close)
         self._log.info(
             "monitor_started",

@@ -59,6 +59,7 @@ class TrackedSet:
     def settle(self, inv: Invalidation, *, durable: bool) -> None:
         """A written result: the pair's new state, unless the store no longer had it."""
         key = inv.key
+        inv = self._with_origin(inv)
         self._in_flight.discard(key)
         self._held.pop(key, None)  # the write carried newer times
         if durable and inv.active:
@@ -71,6 +72,7 @@ class TrackedSet:
         the next write, unless the pair was untracked, moved or tracked afresh meanwhile
         (then the store's word wins and this result is dropped)."""
         key = inv.key
+        inv = self._with_origin(inv)
         self._in_flight.discard(key)
         known = self._pairs.get(key)
         if known is None or not timing_only(known, inv):
@@ -89,17 +91,25 @@ class TrackedSet:
                 del self._held[key]
 
     def include(self, fresh: Iterable[Invalidation]) -> list[Invalidation]:
-        """Pairs just tracked (or whose origin was learnt): added, or updated unless a
-        look at them is under way (its result will carry the store's row anyway)."""
+        """Pairs just tracked are added; a pair already tracked only learns its origin (its
+        state is the engine's). Returns those added."""
         added = []
         for inv in fresh:
-            if inv.key not in self._pairs:
-                added.append(inv)
-            elif inv.key in self._in_flight:
-                continue
-            if inv.active:
-                self._pairs[inv.key] = inv
+            known = self._pairs.get(inv.key)
+            if known is None:
+                if inv.active:
+                    self._pairs[inv.key] = inv
+                    added.append(inv)
+            elif known.origin != inv.origin:
+                self._pairs[inv.key] = known._replace(creator=inv.creator, paths=inv.paths)
         return added
+
+    def _with_origin(self, inv: Invalidation) -> Invalidation:
+        # A result made from the state before the origin was learnt keeps what was learnt.
+        known = self._pairs.get(inv.key)
+        if known is None or known.origin == inv.origin or inv.paths is not None:
+            return inv
+        return inv._replace(creator=known.creator, paths=known.paths)
 
     def forget(self, key: Key) -> Invalidation | None:
         """Untracked: a look under way finds it gone, and its result is dropped."""

@@ -6,6 +6,7 @@ each part does is its own module's.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -19,20 +20,20 @@ from monitor.cloudfront import ApiObserver, CloudFront, open_accounts
 from monitor.config import Config, ConfigError
 from monitor.discovery import Discovery
 from monitor.endpoint import Endpoint, tls_context
+from monitor.events import EventIntake, open_queue
 from monitor.health import Health
 from monitor.invalidation import Key
 from monitor.logs import get_logger
 from monitor.metrics import Metrics
 from monitor.oddities import OddAnswers
 from monitor.poller import Poller
-from monitor.schedule import FixedSchedule, Schedule
+from monitor.quota import PathsFetcher
+from monitor.schedule import LEARNED_LATENCIES, schedule_for
 from monitor.statuspage import StatusPage
-from monitor.store import Store, StoreError, open_store
+from monitor.store import Store, StoreError, StoreNotWritable, open_store
 from monitor.store.sqlite import DaemonLock
 from monitor.transition import Policy
 from monitor.waiters import Waiters
-
-LEARNED_LATENCIES = 500  # the adaptive schedule's memory of recorded completions
 
 
 class StartupError(Exception):
@@ -56,6 +57,8 @@ class Parts:
     clients: Mapping[str, CloudFront]
     poller: Poller
     discoveries: list[Discovery]
+    intakes: list[EventIntake]
+    paths: PathsFetcher | None  # quota.paths on for some account
     endpoint: Endpoint
 
 
@@ -101,6 +104,8 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
         lock.acquire()
         stack.callback(lock.release)
         store = await open_store(config.state)
+    except StoreNotWritable:
+        raise  # a status of its own: no restart helps (monitor/cli/run.py)
     except StoreError as error:
         raise StartupError(str(error)) from None
     stack.push_async_callback(store.close)
@@ -130,9 +135,12 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
     )
     await poller.load()
     tools.health.loaded()
+    quotas = {a.name: a.quota for a in config.account_list() if a.quota is not None}
     # A copy taken at once (one C-level call under the GIL): /metrics renders on a thread,
     # while the event loop changes the tracked set.
-    tools.metrics.watch(lambda: list(poller.pairs()), poller.stuck_after_seconds, tools.health)
+    tools.metrics.watch(
+        lambda: list(poller.pairs()), poller.stuck_after_seconds, tools.health, quotas
+    )
     discoveries = [
         Discovery(
             clients[account.name],
@@ -146,6 +154,18 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
         for account in config.account_list()
         if account.discover is not None
     ]
+    intakes = []
+    for watched in config.account_list():
+        events = watched.discover.events if watched.discover is not None else None
+        if events is not None:
+            sqs = await stack.enter_async_context(open_queue(config.aws, watched, events))
+            intakes.append(
+                EventIntake(
+                    watched.name, events.queue_url, sqs, poller, tools.metrics, tools.health
+                )
+            )
+    wanting = [a.name for a in config.account_list() if a.quota is not None and a.quota.paths]
+    paths = PathsFetcher(clients, poller, wanting) if wanting else None
     api = Api(
         poller,
         store,
@@ -169,7 +189,7 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
             before_close=waiters.close,
         )
     )
-    return Parts(store, clients, poller, discoveries, endpoint)
+    return Parts(store, clients, poller, discoveries, intakes, paths, endpoint)
 
 
 def tokens_for(config: Config) -> Tokens | None:
@@ -180,29 +200,17 @@ def tokens_for(config: Config) -> Tokens | None:
 
 async def policy_for(config: Config, store: Store) -> Policy:
     """The poll policy the config asks for, its schedule taught the latencies the store
-    has recorded."""
+    has recorded (only those certain enough to learn from)."""
     poll = config.poll
-    schedule = (
-        FixedSchedule(poll.interval_seconds)
-        if poll.schedule == "fixed"
-        else Schedule(
-            min_interval=poll.min_interval_seconds,
-            max_interval=poll.interval_seconds,
-            expected_seconds=poll.expected_duration_seconds,
-            window=LEARNED_LATENCIES,
-        )
-    )
     policy = Policy(
         interval_seconds=poll.interval_seconds,
         max_failures=poll.max_failures,
         stuck_after_seconds=config.stuck_after_seconds,
         batch=poll.batch,
-        schedule=schedule,
         max_uncertainty_seconds=config.metrics.max_latency_uncertainty_seconds,
     )
-    for latency in await store.recent_latencies(LEARNED_LATENCIES, policy.uncertainty_limit):
-        schedule.learn(latency)
-    return policy
+    latencies = await store.recent_latencies(LEARNED_LATENCIES, policy.uncertainty_limit)
+    return dataclasses.replace(policy, schedule=schedule_for(poll, latencies))
 
 
 async def track_configured(store: Store, config: Config) -> list[tuple[str, Key]]:

@@ -25,6 +25,10 @@ TINY = [
     "--ci-distributions", "2",
     "--burst-distributions", "2",
     "--burst-size", "3",
+    "--discovery-count", "3",
+    "--discovery-every", "0.3",
+    "--discovery-duration", "fixed:0.5",
+    "--discovery-scan", "1",
 ]  # fmt: skip
 
 POLICY_FIGURES = {
@@ -75,6 +79,12 @@ def test_tiny_benchmark_reports_every_figure(
         assert len(row["runs"]) == 1
     assert _number(results["ratios"]["40"], float)
     assert _number(results["memory"]["rss_mb"], float) and results["memory"]["rss_mb"] > 0
+
+    assert [r["intake"] for r in results["discovery"]] == ["scans", "events"]
+    for row in results["discovery"]:
+        assert row["created"] == 3 and row["recorded_completed"] == 3, row
+        assert row["recorded_twice"] == 0
+        assert _number(row["lag_p50_s"], float) and _number(row["measured_share"], float)
 
     assert [s["scenario"] for s in results["scenarios"]] == ["ci-typical", "bursty"]
     for scenario in results["scenarios"]:

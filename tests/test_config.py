@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -114,7 +115,9 @@ def test_daemon_exits_78_with_one_line_and_no_traceback(
         cwd=tmp_path,  # the default state path is relative: it must not appear here
     )
     assert result.returncode == 78
-    assert result.stdout == ""
+    # stdout is no terminal: the failure is also the one line of the JSON log.
+    [logged] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert logged["event"] == "monitor_start_failed" and logged["exit_status"] == 78
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     assert "config error" in lines[0] and expected in lines[0]

@@ -185,7 +185,8 @@ def test_an_aws_profile_refused_at_start_up_is_a_config_error(moto: Moto, tmp_pa
     try:
         assert daemon.proc.wait(30) == 78
         [line] = daemon.stderr().splitlines()  # one line, no traceback
-        assert line.startswith("cloudfront-invalidation-monitor: config error: aws: ")
+        assert line.startswith("cloudfront-invalidation-monitor: config error: ")
+        assert "no profile 'no-such-profile'" in line
         assert "no-such-profile" in line
     finally:
         daemon.stop(signal.SIGKILL)

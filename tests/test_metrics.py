@@ -9,7 +9,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import metrics as metrics_module
-from monitor.config import MetricsConfig
+from monitor.config import MetricsConfig, QuotaConfig
 from monitor.health import Health
 from monitor.invalidation import Invalidation, Key
 from monitor.metrics import Metrics, exported_metric_names
@@ -206,3 +206,35 @@ def test_the_latency_histogram_by_account_only() -> None:
     assert metric_value(text, "cloudfront_invalidation_duration_seconds_count") == 1
     transitions = "cloudfront_invalidation_transitions_total"  # still per distribution
     assert metric_value(text, transitions, distribution_id="EDIST1AAAAAA", status="Completed") == 1
+
+
+def test_paths_in_progress_are_counted_against_the_quota_by_kind() -> None:
+    now = time.time()
+    states = [
+        Invalidation(
+            Key("EDIST1AAAAAA", "IAAAAAAAAAAA"),
+            "event",
+            "InProgress",
+            now - 10,
+            paths=("/a", "/b", "/img/*"),
+        ),
+        Invalidation(
+            Key("EDIST1AAAAAA", "IBBBBBBBBBBB"), "event", "InProgress", now - 10, paths=("/*",)
+        ),
+        Invalidation(Key("EDIST1AAAAAA", "ICCCCCCCCCCC"), "cli", "InProgress", now - 10),  # unknown
+        Invalidation(
+            Key("EDIST1AAAAAA", "IDDDDDDDDDDD"), "event", "Completed", now - 10, paths=("/x",)
+        ),
+    ]
+    metrics = Metrics()
+    quotas = {"default": QuotaConfig(wildcard_paths=30)}
+    metrics.watch(
+        lambda: states, lambda: 900.0, Health(interval_seconds=20, tick_seconds=1), quotas
+    )
+    text = generate_latest(metrics.registry).decode()
+    paths = "cloudfront_invalidation_paths_in_progress"
+    assert metric_value(text, paths, distribution_id="EDIST1AAAAAA", kind="file") == 2
+    assert metric_value(text, paths, distribution_id="EDIST1AAAAAA", kind="wildcard") == 2
+    quota = "cloudfront_invalidation_paths_quota"
+    assert metric_value(text, quota, account="default", kind="file") == 3000
+    assert metric_value(text, quota, account="default", kind="wildcard") == 30

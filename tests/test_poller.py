@@ -466,3 +466,25 @@ async def test_pairs_tracked_and_untracked_from_inside_the_daemon(moto: Moto, ri
     for _ in range(5):  # nothing more is looked at or recorded for it
         await rig.poller.tick()
     assert [t.to_status for t in StateFile(rig.store.path).history()] == ["InProgress"]
+
+
+async def test_quota_paths_asks_once_for_the_paths_of_pairs_tracked_without(
+    moto: Moto, rig: Rig
+) -> None:
+    from monitor.quota import PathsFetcher
+
+    dist = moto.create_distribution()
+    key = Key(dist, moto.create_invalidation(dist))  # moto: one path, "/*"
+    await rig.store.add([key], "config")
+    await rig.poller.load()
+    await rig.until(lambda: any(i.status == "InProgress" for i in rig.poller.pairs()))
+    fetcher = PathsFetcher({rig.cf.account: rig.cf}, rig.poller, ["default"])
+    asked = "cloudfront_invalidation_monitor_api_requests_total"
+    before = metric_value(rig.scrape(), asked, operation="GetInvalidation") or 0
+    await fetcher.fetch()
+    [inv] = rig.poller.pairs()
+    assert inv.paths == ("/*",)
+    await fetcher.fetch()  # known now: not asked again
+    assert (metric_value(rig.scrape(), asked, operation="GetInvalidation") or 0) - before == 1
+    [row] = StateFile(rig.store.path).all()
+    assert row.paths == ("/*",) and row.source == "config"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import Config, parse_config
+from monitor.config import Config, PollConfig, parse_config
 from monitor.invalidation import Invalidation, Key
-from monitor.schedule import FixedSchedule, Schedule
+from monitor.schedule import LEARNED_LATENCIES, FixedSchedule, Schedule, schedule_for
 from monitor.store.sqlite import SqliteStore, StateFile
 from monitor.transition import Observation, Policy, observe
 from monitor.wiring import policy_for
@@ -34,6 +34,17 @@ def test_learning_moves_the_dense_region() -> None:
         schedule.learn(300 + rng.uniform(-30, 30))
     assert schedule.delay(60) == 60  # nothing completes this early any more: spread out
     assert schedule.delay(300) < 10  # dense where completions now happen
+
+
+def test_schedule_for_builds_what_the_poll_section_asks_for() -> None:
+    fixed = schedule_for(PollConfig(schedule="fixed", interval_seconds=7), [300.0] * 50)
+    assert [fixed.delay(age) for age in (None, 5, 300)] == [7, 7, 7]
+    poll = PollConfig(min_interval_seconds=1, interval_seconds=60, expected_duration_seconds=90)
+    assert schedule_for(poll).delay(None) == 1
+    assert schedule_for(poll).delay(60) < 20  # the prior: completions around 90 s
+    learned = schedule_for(poll, [300 + n % 7 for n in range(LEARNED_LATENCIES)])
+    assert learned.delay(60) == 60  # nothing completes this early: spread out
+    assert learned.delay(300) < 10
 
 
 def test_window_forgets_old_latencies() -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
+from monitor.config import StateConfig
 from monitor.invalidation import STATE_FIELDS, Invalidation, Key, Origin
-from monitor.store import StoreError
+from monitor.store import StoreError, StoreMissing, open_store
 from monitor.store import sqlite as store
 from monitor.store.sqlite import DaemonLock, SqliteStore, StateFile
 from monitor.transition import Observation, Policy, Result, Transition, fail, observe
@@ -422,3 +424,76 @@ def test_a_poll_never_overwrites_an_origin_learnt_meanwhile(tmp_path: Path) -> N
     assert read.origin.wildcards == 1
     state.add([A], "event", origins={A: Origin("someone-else", ("/c",))})
     assert state.all()[0].origin == origin  # the first word stays
+
+
+# --- opened read-only, or not to be created ----------------------------------------------
+
+
+def _files(directory: Path) -> set[str]:
+    return {path.name for path in directory.iterdir()}
+
+
+@pytest.mark.parametrize("how", [{"read_only": True}, {"create": False}])
+def test_a_store_not_there_is_missing_and_not_created(tmp_path: Path, how: dict[str, bool]) -> None:
+    path = tmp_path / "new" / "m.db"
+    with pytest.raises(StoreMissing, match=f"no state file at {path}"):
+        StateFile(path, **how)
+    assert not (tmp_path / "new").exists()
+
+
+def test_read_only_reads_without_creating_or_changing_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    with closing(StateFile(path)) as writer:
+        writer.add([A], "cli")
+        [inv] = writer.active()
+        writer.apply([observe(inv, seen("InProgress", 100.0, 110.0), POLICY)])
+    assert _files(tmp_path) == {"m.db"}  # the writer's -wal and -shm went with it
+    before = path.read_bytes()
+    with closing(StateFile(path, read_only=True)) as reader:
+        assert [inv.key for inv in reader.all()] == [A]
+        assert [t.to_status for t in reader.history()] == ["InProgress"]
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            reader.add([B], "cli")
+    # No -wal or -shm left behind, owned by whoever read: they would lock the daemon out.
+    assert _files(tmp_path) == {"m.db"}
+    assert path.read_bytes() == before
+
+
+def test_read_only_sees_what_a_running_writer_committed(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    with closing(StateFile(path)) as writer:
+        writer.add([A], "cli")
+        with closing(StateFile(path, read_only=True)) as reader:
+            assert [inv.key for inv in reader.all()] == [A]
+            writer.add([B], "cli")  # in the writer's -wal, not yet in the file
+            assert [inv.key for inv in reader.all()] == [A, B]
+
+
+def test_read_only_refuses_a_file_that_needs_migrating_and_leaves_it(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(V1_SCHEMA)
+    before = path.read_bytes()
+    with pytest.raises(StoreError) as refused:
+        StateFile(path, read_only=True)
+    assert str(refused.value) == (
+        f"state file {path}: schema version 1 must be migrated before it can be read; run the"
+        " daemon (or `track`) once as the file's owner"
+    )
+    assert path.read_bytes() == before and _files(tmp_path) == {"m.db"}
+
+
+async def test_open_store_passes_read_only_to_the_backend(tmp_path: Path) -> None:
+    settings = StateConfig(path=str(tmp_path / "m.db"))
+    with pytest.raises(StoreMissing):
+        await open_store(settings, read_only=True)
+    written = await open_store(settings)
+    await written.add([A], "cli")
+    await written.close()
+    read = await open_store(settings, read_only=True)
+    try:
+        assert [inv.key for inv in await read.all()] == [A]
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            await read.add([B], "cli")
+    finally:
+        await read.close()

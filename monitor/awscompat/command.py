@@ -22,6 +22,7 @@ from monitor.awscompat.errors import (
     write_error,
     write_unknown_options,
 )
+from monitor.cli import exits
 
 if TYPE_CHECKING:
     import botocore.session
@@ -50,7 +51,7 @@ def run(operation_name: str, argv: list[str]) -> int:
         return exc.rc
     except KeyboardInterrupt:
         sys.stdout.write("\n")
-        return 130
+        return exits.INTERRUPTED
     except Exception as exc:
         return _report(exc)
 

@@ -12,11 +12,13 @@ import sys
 from collections.abc import Sequence
 from typing import IO, Any
 
+from monitor.cli import exits
+
 # v1: a failed call, bad --query, unknown options; argparse itself exits 2.
-SERVICE_ERROR_RC = 255
-ARGPARSE_ERROR_RC = 2
+SERVICE_ERROR_RC = exits.SERVICE_ERROR
+ARGPARSE_ERROR_RC = exits.USAGE
 # v2's PARAM_VALIDATION_ERROR_RC, used only for the YAML input v1 does not have.
-PARAM_VALIDATION_RC = 252
+PARAM_VALIDATION_RC = exits.PARAM_VALIDATION
 
 _V2_NOTE = (
     "Note: AWS CLI version 2, the latest major version of the AWS CLI, is now stable and "

@@ -6,9 +6,10 @@ import argparse
 import asyncio
 import signal
 import sys
-from typing import NoReturn
 
 from monitor.address import parse_listen
+from monitor.cli import exits
+from monitor.cli.errors import Parser, Refused, reported
 from monitor.emulator.events import EventTarget
 from monitor.emulator.faults import OPERATIONS, FaultPlan, FaultRule, parse_latency
 from monitor.emulator.model import DurationSpec, Emulator, Quota
@@ -16,16 +17,9 @@ from monitor.emulator.oddities import CreateTimeSpec, Oddities, Oddity, OdditySe
 from monitor.emulator.seeder import SeedPlan
 from monitor.emulator.server import EmulatorServer, is_loopback
 
-PROG = "cloudfront-invalidation-monitor emulator"
 
-
-class UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
+def _usage(message: str) -> Refused:
+    return Refused(message, exits.USAGE)
 
 
 def _listen(text: str) -> tuple[str, int]:
@@ -80,7 +74,7 @@ def _positive(kind: type[int] | type[float]) -> argparse._ActionType:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description=__doc__)
+    parser = Parser("emulator", __doc__)
     add = parser.add_argument
     add(
         "--listen",
@@ -233,12 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
 def events_from(args: argparse.Namespace) -> EventTarget | None:
     if args.events_queue_url is None:
         if args.events_endpoint_url is not None:
-            raise UsageError("--events-endpoint-url needs --events-queue-url")
+            raise _usage("--events-endpoint-url needs --events-queue-url")
         return None
     try:
         return EventTarget(args.events_queue_url, args.events_endpoint_url, args.events_region)
     except ValueError as exc:
-        raise UsageError(f"--events: {exc}") from None
+        raise _usage(f"--events: {exc}") from None
 
 
 def oddities_from(args: argparse.Namespace, distribution_ids: list[str]) -> Oddities:
@@ -248,7 +242,7 @@ def oddities_from(args: argparse.Namespace, distribution_ids: list[str]) -> Oddi
     if oddity == Oddity() and not args.odd_listing_id:
         return oddities
     if args.odd_distribution > len(distribution_ids):
-        raise UsageError(
+        raise _usage(
             f"--odd-distribution {args.odd_distribution}: only "
             f"{_plural(len(distribution_ids), 'distribution')} at start"
         )
@@ -312,42 +306,43 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-        host, _ = args.listen
-        if not is_loopback(host):
-            raise UsageError(
-                f"--listen {host}: the emulator only listens on loopback "
-                "(127.0.0.0/8, ::1 or localhost)"
-            )
-        if args.distributions < 0:
-            raise UsageError("--distributions must be >= 0")
-        rates = (
-            args.throttle_rate,
-            args.server_error_rate,
-            args.access_denied_rate,
-            args.drop_rate,
-            args.malformed_rate,
+def _main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    host, _ = args.listen
+    if not is_loopback(host):
+        raise _usage(
+            f"--listen {host}: the emulator only listens on loopback "
+            "(127.0.0.0/8, ::1 or localhost)"
         )
-        if sum(rates) > 1:
-            raise UsageError("fault rates add up to more than 1")
-        emulator = Emulator(
-            duration=args.duration,
-            seed=args.seed,
-            quota=Quota(max_paths=args.max_paths, max_wildcards=args.max_wildcards),
-        )
-        ids = [emulator.create_distribution().id for _ in range(args.distributions)]
-        oddities = oddities_from(args, ids)
-        events = events_from(args)
-    except UsageError as exc:
-        sys.stderr.write(f"{PROG}: error: {exc}\n")
-        return 2
+    if args.distributions < 0:
+        raise _usage("--distributions must be >= 0")
+    rates = (
+        args.throttle_rate,
+        args.server_error_rate,
+        args.access_denied_rate,
+        args.drop_rate,
+        args.malformed_rate,
+    )
+    if sum(rates) > 1:
+        raise _usage("fault rates add up to more than 1")
+    emulator = Emulator(
+        duration=args.duration,
+        seed=args.seed,
+        quota=Quota(max_paths=args.max_paths, max_wildcards=args.max_wildcards),
+    )
+    ids = [emulator.create_distribution().id for _ in range(args.distributions)]
+    oddities = oddities_from(args, ids)
+    events = events_from(args)
     try:
         return asyncio.run(serve(args, emulator, oddities, events))
     except OSError as exc:
-        sys.stderr.write(
-            f"{PROG}: error: cannot listen on {args.listen[0]}:{args.listen[1]}: "
-            f"{exc.strerror or exc}\n"
-        )
-        return 1
+        raise Refused(
+            f"cannot listen on {args.listen[0]}:{args.listen[1]}: {exc.strerror or exc}"
+        ) from None
+
+
+_command = reported("emulator", _main)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return _command(sys.argv[1:] if argv is None else argv)

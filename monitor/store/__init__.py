@@ -23,6 +23,15 @@ class StoreError(Exception):
     """The store cannot be used; the message is one line for the user."""
 
 
+class StoreMissing(StoreError):
+    """Nothing was ever stored there, and the store was opened not to create it."""
+
+
+class StoreNotWritable(StoreError):
+    """This process may not write the store (its files belong to another user, say): no
+    retry or restart helps until someone changes that, which the message says how to do."""
+
+
 @dataclass(frozen=True, slots=True)
 class Applied:
     """What a batch of results changed durably."""
@@ -110,8 +119,12 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
-async def open_store(settings: StateConfig) -> Store:
-    """The backend the settings name, opened (created and migrated if need be)."""
+async def open_store(
+    settings: StateConfig, *, read_only: bool = False, create: bool = True
+) -> Store:
+    """The backend the settings name, opened: created and migrated if need be, unless
+    `create` is False (a store not there yet is `StoreMissing`), or `read_only`, which
+    changes nothing at all and refuses a store that would need migrating."""
     from monitor.store.sqlite import SqliteStore
 
-    return await SqliteStore.open(settings.file)
+    return await SqliteStore.open(settings.file, read_only=read_only, create=create)

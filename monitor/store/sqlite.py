@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar, get_args, get_type_hints
 
 from monitor.invalidation import DEFAULT_ACCOUNT, STATE_FIELDS, Invalidation, Key, Origin
-from monitor.store import Applied, StoreError
+from monitor.store import Applied, StoreError, StoreMissing, StoreNotWritable
 from monitor.transition import Result, Transition
 
 SCHEMA_VERSION = 3
@@ -155,37 +155,25 @@ _V2_TABLES = _without(
 _OLD_TABLES = {1: _without(_V2_TABLES, "account"), 2: _V2_TABLES}
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.exists():
+        raise StoreMissing(f"no state file at {path}: nothing has been tracked there")
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
     try:
         conn.execute("PRAGMA busy_timeout=10000")
-        integrity = conn.execute("PRAGMA quick_check").fetchone()[0]
-        if integrity != "ok":
-            raise sqlite3.DatabaseError(f"integrity check failed: {integrity}")
+        _check_integrity(conn)
         # Look before writing anything, journal mode included: a file that is some other
         # program's SQLite database (or an unknown schema) is refused, never converted.
         with _Transaction(conn):
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise sqlite3.DatabaseError(
-                    f"schema version {version} is newer than this program's {SCHEMA_VERSION}"
-                )
-            tables = _tables(conn)
+            version, tables = _schema(conn)
             if tables and version in _MIGRATIONS and tables == _OLD_TABLES[version]:
                 for step in range(version, SCHEMA_VERSION):
                     for statement in _MIGRATIONS[step]:
                         conn.execute(statement)
                 tables = _tables(conn)
-            if tables and tables != _TABLES:
-                what = (
-                    "its tables have other columns than this program's"
-                    if tables.keys() == _TABLES.keys()
-                    else f"it holds tables: {', '.join(sorted(tables))}"
-                )
-                raise sqlite3.DatabaseError(
-                    f"not a state file of this monitor ({what}); refusing to change it"
-                )
+            _refuse_foreign(tables)
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 conn.execute(statement)
             # In the same transaction as the tables, so no reader sees one without the other.
@@ -208,18 +196,128 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that writes nothing and creates no file, for a user who may only read.
+
+    With no -wal beside the file, no writer has it open and the file alone holds the
+    state: it is read as immutable, because a plain read-only open would create the
+    -wal and -shm, owned by the reader, and lock a daemon of another user out of its
+    own file. (A writer starting meanwhile commits to a new -wal, which this read does
+    not see: it reads the state as it was when it began.)
+    """
+    if not path.exists():
+        raise StoreMissing(f"no state file at {path}: nothing has been tracked there")
+    mode = "mode=ro" if Path(f"{path}-wal").exists() else "mode=ro&immutable=1"
+    uri = f"{path.resolve().as_uri()}?{mode}"
+    conn = sqlite3.connect(
+        uri, uri=True, check_same_thread=False, isolation_level=None, timeout=10.0
+    )
+    try:
+        conn.execute("PRAGMA busy_timeout=10000")
+        _check_integrity(conn)
+        version, tables = _schema(conn)
+        if not tables:
+            raise StoreMissing(f"state file {path} holds nothing yet: nothing has been tracked")
+        if version in _MIGRATIONS and tables == _OLD_TABLES[version]:
+            raise sqlite3.DatabaseError(
+                f"schema version {version} must be migrated before it can be read; run the"
+                " daemon (or `track`) once as the file's owner"
+            )
+        _refuse_foreign(tables)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _check_integrity(conn: sqlite3.Connection) -> None:
+    integrity = conn.execute("PRAGMA quick_check").fetchone()[0]
+    if integrity != "ok":
+        raise sqlite3.DatabaseError(f"integrity check failed: {integrity}")
+
+
+def _schema(conn: sqlite3.Connection) -> tuple[int, dict[str, list[str]]]:
+    """The file's schema version and tables; a version newer than this program's is refused."""
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise sqlite3.DatabaseError(
+            f"schema version {version} is newer than this program's {SCHEMA_VERSION}"
+        )
+    return version, _tables(conn)
+
+
+def _refuse_foreign(tables: dict[str, list[str]]) -> None:
+    if tables and tables != _TABLES:
+        what = (
+            "its tables have other columns than this program's"
+            if tables.keys() == _TABLES.keys()
+            else f"it holds tables: {', '.join(sorted(tables))}"
+        )
+        raise sqlite3.DatabaseError(
+            f"not a state file of this monitor ({what}); refusing to change it"
+        )
+
+
+# SQLITE_READONLY and its extended codes (a read-only file, directory, or -shm), SQLITE_PERM.
+_NOT_WRITABLE = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM)
+
+
+def _refusal(path: Path, error: sqlite3.Error | OSError) -> StoreError:
+    """The one-line error for a state file that cannot be opened; one this process may
+    not write says whose it is and what would let the daemon write it."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if not isinstance(error, PermissionError) and (
+        code is None or code & 0xFF not in _NOT_WRITABLE
+    ):
+        return StoreError(f"state file {path}: {error}")
+    user = _user(os.geteuid())
+    if getattr(error, "sqlite_errorname", "") == "SQLITE_READONLY_DIRECTORY" or not path.exists():
+        directory = path.parent
+        return StoreNotWritable(
+            f"state file {path}: its directory cannot be written as {user} ({error}):"
+            f" chown {directory} to {user}, or make it writable for {user}"
+        )
+    files = f"{path} {path}-wal {path}-shm"
+    try:
+        owner = _user(path.stat().st_uid)
+    except OSError:
+        owner = None
+    if owner == user:  # its mode, then
+        return StoreNotWritable(
+            f"state file {path} cannot be written by its owner {user} ({error}):"
+            f" chmod u+w {files}, or remove them"
+        )
+    return StoreNotWritable(
+        f"state file {path} belongs to {owner or 'another user'} and cannot be written as"
+        f" {user} ({error}): chown {files} to {user}, or remove them"
+    )
+
+
+def _user(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
 class StateFile:
     """Synchronous access, for the command-line tools and for the daemon's worker thread."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False, create: bool = True) -> None:
         self.path = Path(path)
         try:
-            self._conn = _connect(self.path)
-            # The files this connection writes to: a file removed or replaced under it
-            # would take every later write with it (checked before each write).
-            self._files = {name: _identity(name) for name in self._names()}
+            if read_only:
+                self._conn = _connect_read_only(self.path)
+                self._files: dict[str, tuple[int, int]] = {}  # it writes to none
+            else:
+                self._conn = _connect(self.path, create=create)
+                # The files this connection writes to: a file removed or replaced under
+                # it would take every later write with it (checked before each write).
+                self._files = {name: _identity(name) for name in self._names()}
         except (sqlite3.Error, OSError) as error:
-            raise StoreError(f"state file {self.path}: {error}") from None
+            raise _refusal(self.path, error) from None
 
     def _names(self) -> tuple[str, str]:
         return str(self.path), f"{self.path}-wal"
@@ -576,10 +674,13 @@ class SqliteStore:
         self._seen_version: int | None = None
 
     @classmethod
-    async def open(cls, path: str | Path) -> SqliteStore:
+    async def open(
+        cls, path: str | Path, *, read_only: bool = False, create: bool = True
+    ) -> SqliteStore:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        opening = functools.partial(StateFile, path, read_only=read_only, create=create)
         try:
-            state = await asyncio.get_running_loop().run_in_executor(executor, StateFile, path)
+            state = await asyncio.get_running_loop().run_in_executor(executor, opening)
         except BaseException:
             executor.shutdown(wait=False)
             raise
@@ -696,6 +797,12 @@ class DaemonLock:
         except OSError as error:
             if claim is not None:
                 claim.close()
+            if isinstance(error, PermissionError):
+                user = _user(os.geteuid())
+                raise StoreNotWritable(
+                    f"state lock {self.path}: {error.strerror} as {user}: chown it and its"
+                    f" directory to {user}, or remove it"
+                ) from None
             raise StoreError(f"state lock {self.path}: {error.strerror}") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -126,7 +126,7 @@ def test_debug_log_never_shows_credentials(world: Any, ours: Any) -> None:
 
 
 def test_main_takes_the_arguments_after_the_command_name() -> None:
-    # monitor/cli.py calls main(argv) in-process with everything after "get-invalidation".
+    # monitor/cli/__init__.py calls main(argv) in-process with everything after "get-invalidation".
     captured = io.StringIO()
     with redirect_stdout(captured):
         status = command.main(["--generate-cli-skeleton", "input"])

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor import daemon
-from monitor.config import EX_CONFIG, Config, ConfigError, load_config, parse_config
+from monitor.cli import exits, run
+from monitor.config import Config, ConfigError, load_config, parse_config
 
 VALID_ID = st.from_regex(r"[A-Z0-9]{6,32}", fullmatch=True)
 JUNK = st.one_of(
@@ -38,6 +41,20 @@ KEYS = {
 }
 
 
+@contextlib.contextmanager
+def logging_kept() -> Iterator[None]:
+    """The test process's logging as it was, whatever the daemon's entry point set up."""
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
 def check(data: Any, tmp: Path) -> None:
     path = tmp / "c.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -47,9 +64,9 @@ def check(data: Any, tmp: Path) -> None:
         message = str(error)
         assert message and "\n" not in message
         # The daemon's own entry point: exit 78 and exactly one line on stderr.
-        err = io.StringIO()
-        with contextlib.redirect_stderr(err):
-            assert daemon.main(["--config", str(path)]) == EX_CONFIG
+        err, out = io.StringIO(), io.StringIO()
+        with logging_kept(), contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            assert run.main(["--config", str(path)]) == exits.CONFIG
         assert len(err.getvalue().splitlines()) == 1
         return
     assert isinstance(config, Config)
@@ -146,7 +163,7 @@ def test_a_config_file_that_would_hang_or_crash_start_up_is_refused_in_one_line(
         text=True,
         timeout=60,  # a FIFO or a huge file must not hang start-up
     )
-    assert result.returncode == EX_CONFIG
+    assert result.returncode == exits.CONFIG
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr == f"cloudfront-invalidation-monitor: config error: {path}: {expected}\n"
 

@@ -1,30 +1,35 @@
 """The state file is the monitor's memory: never silently reset, never shared by two
 daemons, and usable by the command-line tools while the one daemon runs.
 
-Bad state files are refused by the real daemon with one line on stderr and exit status 1,
-and the file's bytes are left exactly as they were.
+Bad state files are refused by the real daemon with one line on stderr and exit status 1
+(77 for one it may not write), and the file's bytes are left exactly as they were. The
+readers (`list`, `history`) work for a user who may only read the file.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
+from monitor.cli import exits
 from monitor.invalidation import Key
 from monitor.store import StoreError
 from monitor.store.sqlite import StateFile
 from monitor.transition import Observation, Policy, observe
 from tests.reliability.groundtruth import Cloud, assert_recorded_exactly_once, daemon_config
 from tests.support import TEST_ENV, Daemon, metric_value, wait_for
+from tests.test_store import V1_SCHEMA
 
 T0 = 1_700_000_000.0  # CreateTimes before 2010 are odd answers
 
@@ -113,8 +118,10 @@ def run_daemon(config: Path, prefix: list[str] | None = None) -> subprocess.Comp
     )
 
 
-def assert_refused(result: subprocess.CompletedProcess[str], path: Path, reason: str) -> None:
-    assert result.returncode == 1, result
+def assert_refused(
+    result: subprocess.CompletedProcess[str], path: Path, reason: str, status: int = 1
+) -> None:
+    assert result.returncode == status, result
     assert "Traceback" not in result.stderr
     [line] = result.stderr.splitlines()
     assert str(path) in line and reason in line, line
@@ -171,7 +178,8 @@ def test_read_only_state_is_refused_and_left_as_it_was(read_only: str, tmp_path:
     finally:
         directory.chmod(0o755)
         path.chmod(0o644)
-    assert_refused(result, path, "readonly database")
+    # Not restarted by systemd (RestartPreventExitStatus=77): only a change of mode helps.
+    assert_refused(result, path, "readonly database", exits.NOPERM)
     assert path.read_bytes() == before
     with closing(StateFile(path)) as state:
         assert len(state.history()) == 400
@@ -262,3 +270,153 @@ def test_tools_edit_and_read_the_tracked_set_beside_the_running_daemon(tmp_path:
     recorded = [t for t in history if t.key != untracked]
     assert assert_recorded_exactly_once(recorded, truth, tracked) == len(tracked)
     assert not [line for line in daemon.lines if line.get("level") == "error"]
+
+
+# --- another user's state file --------------------------------------------------------
+
+NOBODY = 65534  # nobody and nogroup on Debian
+D, INV = "EDFDVBD6EXAMPLE", "I2J0I21PCUYOIK"
+
+
+def as_nobody() -> list[str]:
+    """A prefix that runs a command as `nobody`: a user who owns none of the files."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("running a command as another user needs root and setpriv (util-linux)")
+    return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A directory another user can reach (pytest's tmp_path is below a 0700 one)."""
+    path = Path(tempfile.mkdtemp(prefix="monitor-state-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def command(*argv: str, prefix: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*(prefix or []), sys.executable, "-m", "monitor", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **TEST_ENV, "HOME": "/nonexistent"},
+    )
+
+
+def test_a_state_file_root_tracked_into_first_is_refused_naming_the_fix(open_dir: Path) -> None:
+    """Root ran `track` before the service ever started: the file is root's, the service
+    runs as another user. It must say how to fix that, with a status systemd does not
+    restart on, and in the JSON log too."""
+    nobody = as_nobody()
+    directory = open_dir / "state"  # the service's own state directory
+    directory.mkdir()
+    os.chown(directory, NOBODY, NOBODY)
+    path = directory / "state.db"
+    assert (
+        command("track", "--state", str(path), "--distribution-id", D, "--id", INV).returncode == 0
+    )
+    assert path.stat().st_uid == 0
+    before = path.read_bytes()
+    config = daemon_config(open_dir / "monitor.yaml", UNREACHABLE, path)
+
+    result = run_daemon(config, nobody)
+
+    assert result.returncode == exits.NOPERM, result
+    [line] = result.stderr.splitlines()
+    assert line == (
+        f"cloudfront-invalidation-monitor: state file {path} belongs to root and cannot be"
+        " written as nobody (attempt to write a readonly database):"
+        f" chown {path} {path}-wal {path}-shm to nobody, or remove them"
+    )
+    [event] = [json.loads(out) for out in result.stdout.splitlines()]
+    assert event["event"] == "monitor_start_failed" and event["level"] == "error"
+    assert event["exit_status"] == exits.NOPERM and line.endswith(event["error"])
+    assert path.read_bytes() == before
+    # The fix it names is the fix.
+    os.chown(path, NOBODY, NOBODY)
+    tracked = command(
+        "track",
+        "--state",
+        str(path),
+        "--distribution-id",
+        D,
+        "--id",
+        "IOTHER00000001",
+        prefix=nobody,
+    )
+    assert tracked.returncode == 0, tracked.stderr
+
+
+def readable_state(directory: Path) -> Path:
+    """A state file with history that any user may read and only root may write."""
+    path = with_history(directory / "state.db", count=3)
+    assert path.stat().st_mode & 0o777 == 0o644 and directory.stat().st_mode & 0o777 == 0o755
+    return path
+
+
+def assert_read_by_nobody(path: Path, tracked: int, moves: int) -> None:
+    nobody = as_nobody()
+    listed = command("list", "--state", str(path), "--output", "json", prefix=nobody)
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) == tracked
+    history = command("history", "--state", str(path), "--output", "json", prefix=nobody)
+    assert history.returncode == 0, history.stderr
+    assert len(json.loads(history.stdout)) == moves
+    table = command("list", "--state", str(path), "--active", prefix=nobody)
+    assert table.returncode == 0 and table.stdout.startswith("DISTRIBUTION"), table.stderr
+
+
+def test_readers_read_as_a_user_who_may_only_read_with_no_daemon_running(open_dir: Path) -> None:
+    path = readable_state(open_dir)
+    before = path.read_bytes()
+    assert_read_by_nobody(path, tracked=3, moves=6)
+    # Root reading writes nothing either: a -wal or -shm of root's would lock out a
+    # daemon running as another user.
+    assert command("list", "--state", str(path)).returncode == 0
+    assert command("history", "--state", str(path)).returncode == 0
+    assert sorted(p.name for p in open_dir.iterdir()) == ["state.db"]
+    assert path.read_bytes() == before
+    # A reader who may not write is refused a write, with the fix named.
+    tracked = command(
+        "track", "--state", str(path), "--distribution-id", D, "--id", INV, prefix=as_nobody()
+    )
+    assert tracked.returncode == exits.NOPERM and "chown" in tracked.stderr, tracked.stderr
+    assert tracked.stderr.count("\n") == 1
+
+
+def test_readers_read_as_a_user_who_may_only_read_beside_the_running_daemon(
+    open_dir: Path,
+) -> None:
+    path = readable_state(open_dir)
+    cloud = Cloud(seed=5)
+    try:
+        keys = cloud.create_held(2)
+        daemon = Daemon(daemon_config(open_dir / "monitor.yaml", cloud.url, path, keys))
+        try:
+            daemon.wait_ready()
+            wait_for(lambda: len(daemon.events("invalidation_transition")) == 2)
+            # What the daemon committed is in its -wal, which the reader reads too.
+            assert_read_by_nobody(path, tracked=5, moves=8)
+            assert daemon.stop() == 0
+        finally:
+            daemon.stop(signal.SIGKILL)
+    finally:
+        cloud.close()
+
+
+def test_a_state_file_needing_migration_is_refused_to_readers_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(V1_SCHEMA)
+    before = path.read_bytes()
+    for reader in ("list", "history"):
+        result = command(reader, "--state", str(path))
+        assert result.returncode == 1
+        assert result.stderr == (
+            f"cloudfront-invalidation-monitor {reader}: state file {path}: schema version 1"
+            " must be migrated before it can be read; run the daemon (or `track`) once as the"
+            " file's owner\n"
+        )
+    assert path.read_bytes() == before

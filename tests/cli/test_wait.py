@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from monitor.cli import exits
+from monitor.cli.wait import parse_duration
 from monitor.emulator import Emulator, ThreadedEmulator
-from monitor.wait import EX_TIMEOUT, parse_duration
-from tests.support import TEST_ENV, wait_for, write_config
+from tests.support import TEST_ENV, free_port, wait_for, write_config
 
 
 @pytest.fixture
@@ -24,14 +26,18 @@ def emu() -> Iterator[ThreadedEmulator]:
 
 # The schedule's prior expects ~90 s invalidations; the emulator's take 2 s. A config
 # with a short interval caps every look at 0.2 s so each test takes seconds.
-FAST_ARGS = ["--config", str(Path(__file__).parent / "data" / "wait-fast.yaml")]
+FAST_ARGS = ["--config", str(Path(__file__).parents[1] / "data" / "wait-fast.yaml")]
+
+
+def waiting(url: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "monitor", "wait", "--endpoint-url", url, *FAST_ARGS, *args]
 
 
 def run_wait(
     emu: ThreadedEmulator, *args: str, **kwargs: object
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "monitor", "wait", "--endpoint-url", emu.url, *FAST_ARGS, *args],
+        waiting(emu.url, *args),
         capture_output=True,
         text=True,
         timeout=60,
@@ -76,8 +82,52 @@ def test_service_error_is_255_with_the_aws_cli_line(emu: ThreadedEmulator) -> No
 def test_timeout_has_its_own_status(emu: ThreadedEmulator) -> None:
     dist, inv = create(emu, hold=True)
     result = run_wait(emu, "--distribution-id", dist, "--id", inv, "--timeout", "1s")
-    assert result.returncode == EX_TIMEOUT
-    assert "still not Completed after 1s" in result.stderr
+    assert result.returncode == exits.TIMEOUT
+    assert result.stderr == (
+        f"cloudfront-invalidation-monitor wait: {inv} still not Completed after 1s"
+        " (last seen InProgress)\n"
+    )
+
+
+PAIR = ["--distribution-id", "EDFDVBD6EXAMPLE", "--id", "I2J0I21PCUYOIK"]
+
+
+def test_a_wait_that_ends_unfinished_names_the_last_error_it_saw() -> None:
+    # Nothing listens there: every look fails to connect, and piped, nothing else is said.
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    result = subprocess.run(
+        waiting(unreachable, *PAIR, "--timeout", "3s"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **TEST_ENV},
+    )
+    assert result.returncode == exits.TIMEOUT
+    [line] = result.stderr.splitlines()
+    assert line.startswith(
+        "cloudfront-invalidation-monitor wait: I2J0I21PCUYOIK still not Completed after 3s;"
+        " last error: EndpointConnectionError: Could not connect to the endpoint URL:"
+        f' "{unreachable}/'
+    ), line
+
+
+def test_timeout_holds_while_a_look_gets_no_answer() -> None:
+    with socket.socket() as silent:  # takes connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        result = subprocess.run(
+            waiting(url, *PAIR, "--timeout", "1s"),
+            capture_output=True,
+            text=True,
+            timeout=25,  # botocore alone would wait 2 x 15 s for a read
+            env={**os.environ, **TEST_ENV},
+        )
+    assert result.returncode == exits.TIMEOUT
+    assert result.stderr == (
+        "cloudfront-invalidation-monitor wait: I2J0I21PCUYOIK still not Completed after 1s;"
+        " the last look had no answer yet\n"
+    )
 
 
 def test_no_cap_on_attempts_beyond_the_waiters_30(emu: ThreadedEmulator, tmp_path: Path) -> None:

@@ -1,53 +1,35 @@
 """`track`, `untrack`, `list`, `history`: the tracked set, beside a running daemon.
 
-They work on the daemon's SQLite state file (found through `--config`, or `--state`);
-the daemon notices another process's commit within one tick. Reads never create a
-state file that isn't there.
+They work on the daemon's state (found through `--config`, or `--state`); the daemon
+notices another process's commit within one tick. `list` and `history` only read: they
+open the state read-only, so a user who may only read it can run them, and they never
+create it.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from pydantic import ValidationError
 
-from monitor.config import EX_CONFIG, AccountConfig, Config, ConfigError, load_config, parse_key
+from monitor.cli import exits
+from monitor.cli.errors import Parser, Refused, reported
+from monitor.cli.state import NothingStored, add_location, config_of, opened, settings_of
+from monitor.config import AccountConfig, Config, ConfigError, parse_key
 from monitor.invalidation import DEFAULT_ACCOUNT, Invalidation, Key
-from monitor.store import StoreError
-from monitor.store.sqlite import StateFile
 from monitor.table import render
 from monitor.transition import Transition
 
-PROG = "cloudfront-invalidation-monitor"
-EX_USAGE = 2
-EX_FAILURE = 1
-DEFAULT_CONFIG = "/etc/cloudfront-invalidation-monitor/config.yaml"
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(EX_USAGE)
-
-
-class _Refused(Exception):
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
 
 def _parser(command: str, doc: str) -> argparse.ArgumentParser:
-    parser = _Parser(prog=f"{PROG} {command}", description=doc)
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--config", help=f"the daemon's config (default {DEFAULT_CONFIG})")
-    where.add_argument("--state", help="the state file itself")
+    parser = Parser(command, doc)
+    add_location(parser)
     return parser
 
 
@@ -62,16 +44,7 @@ def _key(args: argparse.Namespace) -> Key:
     try:
         return parse_key(args.distribution_id, args.distribution_tenant_id, args.id)
     except ConfigError as error:
-        raise _Refused(str(error), EX_USAGE) from None
-
-
-def _config(args: argparse.Namespace) -> Config | None:
-    if args.state:
-        return None
-    try:
-        return load_config(args.config or DEFAULT_CONFIG)
-    except ConfigError as error:
-        raise _Refused(f"config error: {error}", EX_CONFIG) from None
+        raise Refused(str(error), exits.USAGE) from None
 
 
 def _account(args: argparse.Namespace, config: Config | None) -> str:
@@ -80,28 +53,15 @@ def _account(args: argparse.Namespace, config: Config | None) -> str:
     try:
         AccountConfig(name=name)
     except ValidationError:
-        raise _Refused(f"--account: {name!r} is not an account name", EX_USAGE) from None
+        raise Refused(f"--account: {name!r} is not an account name", exits.USAGE) from None
     if config is not None:
         known = [account.name for account in config.account_list()]
         if name not in known:
-            raise _Refused(
+            raise Refused(
                 f"--account: no account {name!r} in the config (it has {', '.join(known)})",
-                EX_USAGE,
+                exits.USAGE,
             )
     return name
-
-
-def _open(args: argparse.Namespace, *, create: bool, config: Config | None = None) -> StateFile:
-    """The state file `--state` names, or the config's (loaded here unless given)."""
-    if config is None:
-        config = _config(args)
-    path = Path(args.state) if config is None else config.state.file
-    if not create and not path.exists():
-        raise _Refused(f"no state file at {path}: nothing has been tracked there", EX_FAILURE)
-    try:
-        return StateFile(path)
-    except StoreError as error:
-        raise _Refused(str(error), EX_FAILURE) from None
 
 
 def _iso(stamp: float | None) -> str | None:
@@ -125,8 +85,14 @@ def _age(seconds: float | None) -> str:
 
 def _status(inv: Invalidation) -> str:
     if inv.gave_up:
-        return f"Failed ({inv.last_error})"
+        return f"Given up ({inv.last_error})"
     return inv.status or "Pending"
+
+
+def _oldest_first(tracked: list[Invalidation]) -> list[Invalidation]:
+    """By CreateTime; those CloudFront never answered for (no CreateTime yet) after them,
+    in the order they were tracked, as the store hands them over."""
+    return sorted(tracked, key=lambda inv: (inv.create_time is None, inv.create_time or 0.0))
 
 
 def _invalidation_json(inv: Invalidation) -> dict[str, Any]:
@@ -137,7 +103,7 @@ def _invalidation_json(inv: Invalidation) -> dict[str, Any]:
         "source": inv.source,
         "account": inv.account,
         "status": inv.status,
-        "failed": inv.gave_up,
+        "given_up": inv.gave_up,
         "last_error": inv.last_error,
         "consecutive_failures": inv.failures,
         "stuck": inv.stuck,
@@ -172,17 +138,17 @@ def _track(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     key = _key(args)
-    config = _config(args)
+    config = config_of(args)
     account = _account(args, config)
-    state = _open(args, create=True, config=config)
-    try:
-        # An explicit --account moves a pair already tracked; without one it keeps its own.
-        added = state.add([key], "cli", account=account, rehome=args.account is not None)
-    finally:
-        state.close()
-    what = "now tracked" if added else "already tracked"
+
+    async def track() -> list[Key]:
+        async with opened(settings_of(args, config)) as store:
+            # An explicit --account moves a pair already tracked; without one it keeps its own.
+            return await store.add([key], "cli", account, rehome=args.account is not None)
+
+    what = "now tracked" if asyncio.run(track()) else "already tracked"
     sys.stdout.write(f"{key.distribution_id} {key.invalidation_id}: {what}\n")
-    return 0
+    return exits.OK
 
 
 def _untrack(argv: list[str]) -> int:
@@ -190,30 +156,38 @@ def _untrack(argv: list[str]) -> int:
     _ids(parser, required=True)
     args = parser.parse_args(argv)
     key = _key(args)
-    state = _open(args, create=False)
+    settings = settings_of(args, config_of(args))
+
+    async def untrack() -> bool:
+        async with opened(settings, create=False) as store:
+            return await store.remove(key)
+
     try:
-        removed = state.remove(key)
-    finally:
-        state.close()
-    if not removed:
-        raise _Refused(f"{key.distribution_id} {key.invalidation_id} is not tracked", EX_FAILURE)
-    sys.stdout.write(f"{key.distribution_id} {key.invalidation_id}: no longer tracked\n")
-    return 0
+        removed = asyncio.run(untrack())
+        what = "no longer tracked" if removed else "was not tracked"
+    except NothingStored as nothing:  # nothing was ever tracked there: nor was this one
+        what = f"was not tracked ({nothing})"
+    sys.stdout.write(f"{key.distribution_id} {key.invalidation_id}: {what}\n")
+    return exits.OK
 
 
 def _list(argv: list[str]) -> int:
-    parser = _parser("list", "The tracked invalidations, oldest first.")
+    parser = _parser(
+        "list", "The tracked invalidations, oldest first (by CreateTime; never answered for last)."
+    )
     parser.add_argument("--output", choices=("table", "json"), default="table")
     parser.add_argument("--active", action="store_true", help="only those still polled")
     args = parser.parse_args(argv)
-    state = _open(args, create=False)
-    try:
-        rows = state.active() if args.active else state.all()
-    finally:
-        state.close()
+    settings = settings_of(args, config_of(args))
+
+    async def tracked() -> list[Invalidation]:
+        async with opened(settings, read_only=True) as store:
+            return await store.all()
+
+    rows = _oldest_first([r for r in asyncio.run(tracked()) if r.active or not args.active])
     if args.output == "json":
         sys.stdout.write(json.dumps([_invalidation_json(r) for r in rows], indent=2) + "\n")
-        return 0
+        return exits.OK
     now = time.time()
     header: tuple[str, ...] = (
         "DISTRIBUTION",
@@ -238,7 +212,7 @@ def _list(argv: list[str]) -> int:
         header = ("ACCOUNT", *header)
         table = [(r.account, *line) for r, line in zip(rows, table, strict=True)]
     sys.stdout.write(render(header, table))
-    return 0
+    return exits.OK
 
 
 def _history(argv: list[str]) -> int:
@@ -246,21 +220,30 @@ def _history(argv: list[str]) -> int:
     parser.add_argument("--output", choices=("table", "json"), default="table")
     _ids(parser, required=False)
     args = parser.parse_args(argv)
-    state = _open(args, create=False)
-    try:
-        moves = state.history()
-    finally:
-        state.close()
+    settings = settings_of(args, config_of(args))
     scope = args.distribution_id or args.distribution_tenant_id
-    moves = [
-        t
-        for t in moves
-        if (scope is None or t.key.distribution_id == scope)
-        and (args.id is None or t.key.invalidation_id == args.id)
-    ]
+
+    def wanted(key: Key) -> bool:
+        return (scope is None or key.distribution_id == scope) and (
+            args.id is None or key.invalidation_id == args.id
+        )
+
+    async def recorded() -> list[Transition]:
+        async with opened(settings, read_only=True) as store:
+            moves = [t for t in await store.history() if wanted(t.key)]
+            if (
+                args.id is not None
+                and not moves
+                and not any(wanted(inv.key) for inv in await store.all())
+            ):
+                where = f" of {scope}" if scope else ""
+                raise Refused(f"invalidation {args.id}{where} is neither tracked nor recorded")
+            return moves
+
+    moves = asyncio.run(recorded())
     if args.output == "json":
         sys.stdout.write(json.dumps([_transition_json(t) for t in moves], indent=2) + "\n")
-        return 0
+        return exits.OK
     sys.stdout.write(
         render(
             ("OBSERVED", "DISTRIBUTION", "INVALIDATION", "FROM", "TO", "LATENCY"),
@@ -277,7 +260,7 @@ def _history(argv: list[str]) -> int:
             ],
         )
     )
-    return 0
+    return exits.OK
 
 
 def _latency(t: Transition) -> str:
@@ -288,28 +271,7 @@ def _latency(t: Transition) -> str:
     return f"{t.latency_seconds:.1f}s ±{t.latency_uncertainty_seconds:.1f}s"
 
 
-def _guarded(command: Callable[[list[str]], int], name: str) -> Callable[[list[str]], int]:
-    def run(argv: list[str]) -> int:
-        try:
-            return command(argv)
-        except _Refused as refusal:
-            sys.stderr.write(f"{PROG} {name}: {refusal}\n")
-            return refusal.status
-
-    return run
-
-
-# What the project CLI dispatches to (monitor/cli.py).
-track = _guarded(_track, "track")
-untrack = _guarded(_untrack, "untrack")
-list_tracked = _guarded(_list, "list")
-history = _guarded(_history, "history")
-COMMANDS = {"track": track, "untrack": untrack, "list": list_tracked, "history": history}
-
-
-def main(argv: Sequence[str]) -> int:
-    """`python -m monitor.tracking COMMAND ...`."""
-    if not argv or argv[0] not in COMMANDS:
-        sys.stderr.write(f"usage: {PROG} {{{','.join(COMMANDS)}}} ...\n")
-        return EX_USAGE
-    return COMMANDS[argv[0]](list(argv[1:]))
+track = reported("track", _track)
+untrack = reported("untrack", _untrack)
+list_tracked = reported("list", _list)
+history = reported("history", _history)

@@ -6,18 +6,21 @@ import json
 import signal
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from monitor import cli
+from monitor.invalidation import Key
 from monitor.store.sqlite import StateFile
 from monitor.table import render
-from monitor.transition import Observation, Policy, observe
+from monitor.transition import Observation, Policy, fail, observe
 from tests.support import Daemon, Moto, free_port, wait_for, write_config
 
 D, INV = "EDFDVBD6EXAMPLE", "I2J0I21PCUYOIK"
+T0 = 1_700_000_000.0
 
 
 def run(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -63,17 +66,96 @@ def test_tenant_scoped_track(tmp_path: Path, capsys: Any) -> None:
     assert row.key == (tenant, INV) and row.key.tenant
 
 
-def test_untrack_keeps_history_and_says_when_nothing_was_tracked(
+def test_untrack_is_idempotent_and_keeps_history(tmp_path: Path, capsys: Any) -> None:
+    state = str(tmp_path / "m.db")
+    untrack = ["untrack", "--state", state, "--distribution-id", D, "--id", INV]
+    assert cli.main(untrack) == 0  # no state file yet: nothing was tracked, nor is this
+    assert not (tmp_path / "m.db").exists()  # and none is created for it
+    cli.main(["track", "--state", state, "--distribution-id", D, "--id", INV])
+    assert cli.main(untrack) == 0
+    assert cli.main(untrack) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        f"{D} {INV}: was not tracked (no state file at {state}: nothing has been tracked there)",
+        f"{D} {INV}: now tracked",
+        f"{D} {INV}: no longer tracked",
+        f"{D} {INV}: was not tracked",
+    ]
+    assert StateFile(state).all() == []
+
+
+def test_a_pair_given_up_is_listed_as_given_up(tmp_path: Path, capsys: Any) -> None:
+    state = tmp_path / "m.db"
+    policy = Policy(interval_seconds=20, max_failures=1, stuck_after_seconds=900)
+    with closing(StateFile(state)) as tool:
+        tool.add([Key(D, INV)], "cli")
+        [pending] = tool.all()
+        tool.apply([fail(pending, "AccessDenied", permanent=True, now=1.0, policy=policy)])
+    assert cli.main(["list", "--state", str(state)]) == 0
+    [_, row] = capsys.readouterr().out.splitlines()
+    assert "Given up (AccessDenied)" in row
+    assert cli.main(["list", "--state", str(state), "--output", "json"]) == 0
+    [record] = json.loads(capsys.readouterr().out)
+    assert record["given_up"] is True and "failed" not in record
+
+
+def test_list_is_oldest_first_by_create_time_then_never_answered_in_tracking_order(
     tmp_path: Path, capsys: Any
 ) -> None:
+    state = tmp_path / "m.db"
+    policy = Policy(interval_seconds=20, max_failures=3, stuck_after_seconds=900)
+    created = {"IYOUNG00000001": T0 + 50, "IOLD0000000001": T0, "IDONE000000001": T0 + 10}
+    never = ["INEVER00000001", "INEVER00000002"]
+    with closing(StateFile(state)) as tool:
+        # Tracked in an order that is neither: the youngest first, one never answered between.
+        for n, inv in enumerate(["IYOUNG00000001", never[1], "IOLD0000000001", never[0]]):
+            tool.add([Key(D, inv)], "cli", now=T0 + n)
+        tool.add([Key(D, "IDONE000000001")], "cli", now=T0 + 9)
+        for inv in tool.all():
+            if inv.key.invalidation_id in created:
+                status = (
+                    "Completed" if inv.key.invalidation_id.startswith("IDONE") else "InProgress"
+                )
+                seen = Observation(status, created[inv.key.invalidation_id], T0 + 99, T0 + 99)
+                tool.apply([observe(inv, seen, policy)])
+
+    def listed(*options: str) -> list[str]:
+        assert cli.main(["list", "--state", str(state), *options, "--output", "json"]) == 0
+        return [row["invalidation_id"] for row in json.loads(capsys.readouterr().out)]
+
+    assert listed("--active") == ["IOLD0000000001", "IYOUNG00000001", never[1], never[0]]
+    assert listed() == [
+        "IOLD0000000001",
+        "IDONE000000001",
+        "IYOUNG00000001",
+        never[1],
+        never[0],
+    ]
+
+
+def test_history_of_an_unknown_pair_is_one_line_and_exit_1(tmp_path: Path, capsys: Any) -> None:
+    state = str(tmp_path / "m.db")
+    cli.main(["track", "--state", state, "--distribution-id", D, "--id", INV])
+    capsys.readouterr()
+    assert cli.main(["history", "--state", state, "--id", INV]) == 0  # tracked, no moves yet
+    assert capsys.readouterr().out.splitlines()[1:] == []
+    assert cli.main(["history", "--state", state, "--id", "IUNKNOWN000001"]) == 1
+    assert capsys.readouterr().err == (
+        "cloudfront-invalidation-monitor history: invalidation IUNKNOWN000001 is neither"
+        " tracked nor recorded\n"
+    )
+    other = ["--distribution-id", "EOTHERDIST0001", "--id", INV]
+    assert cli.main(["history", "--state", state, *other]) == 1
+    assert "invalidation " + INV + " of EOTHERDIST0001 is neither" in capsys.readouterr().err
+
+
+def test_untrack_keeps_the_recorded_transitions(tmp_path: Path, capsys: Any) -> None:
     state = str(tmp_path / "m.db")
     cli.main(["track", "--state", state, "--distribution-id", D, "--id", INV])
     record_start_and_completion(state)  # as the daemon would
     assert cli.main(["untrack", "--state", state, "--distribution-id", D, "--id", INV]) == 0
-    assert cli.main(["untrack", "--state", state, "--distribution-id", D, "--id", INV]) == 1
-    err = capsys.readouterr().err
-    assert err == f"cloudfront-invalidation-monitor untrack: {D} {INV} is not tracked\n"
     assert StateFile(state).all() == []
+    capsys.readouterr()
     assert cli.main(["history", "--state", state, "--output", "json"]) == 0
     moves = json.loads(capsys.readouterr().out)
     assert [(m["invalidation_id"], m["from_status"], m["to_status"]) for m in moves] == [
@@ -223,7 +305,7 @@ def test_track_under_an_account_and_list_shows_it(tmp_path: Path) -> None:
     )
     assert unknown.returncode == 2
     assert unknown.stderr.strip().splitlines() == [
-        "cloudfront-invalidation-monitor track: --account: no account 'qa' in the config"
+        "cloudfront-invalidation-monitor track: error: --account: no account 'qa' in the config"
         " (it has prod, dev)"
     ]
     assert [r.key for r in StateFile(tmp_path / "m.db").all()] == [(D, INV)]  # nothing added

@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.config import ConfigError
+from monitor.config import ConfigError, HttpConfig
 
 KEY = "http.tokens_file"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -40,6 +40,11 @@ class Tokens:
             if hmac.compare_digest(given, token):
                 found = name
         return found
+
+
+def configured_tokens(http: HttpConfig) -> Tokens | None:
+    """The tokens that may write through the API, if the config names a file of them."""
+    return None if http.tokens_file is None else load_tokens(http.tokens_file)
 
 
 def load_tokens(path: str | Path) -> Tokens:

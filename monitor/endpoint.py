@@ -28,7 +28,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from monitor.acceptor import LimitedSite, Quiet
-from monitor.config import ConfigError, HttpConfig, TlsConfig
+from monitor.config import HttpConfig
 from monitor.health import Health
 from monitor.logs import get_logger
 from monitor.metrics import Metrics
@@ -115,28 +115,6 @@ class Endpoint:
     async def _readyz(self, _: web.Request) -> web.Response:
         ok, reason = self._health.ready()
         return web.Response(text=reason + "\n", status=200 if ok else 503)
-
-
-def tls_context(settings: TlsConfig | None) -> ssl.SSLContext | None:
-    """The server's TLS context, if any; ConfigError naming the key when a file will not do."""
-    if settings is None:
-        return None
-    for key, path in (("cert_file", settings.cert_file), ("key_file", settings.key_file)):
-        try:
-            with open(path, "rb"):
-                pass
-        except OSError as error:
-            raise ConfigError(f"http.tls.{key}: cannot read {path}: {error.strerror}") from None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(settings.cert_file, settings.key_file)
-    except ssl.SSLError as error:
-        raise ConfigError(
-            f"http.tls: {settings.cert_file} and {settings.key_file} are not a PEM certificate"
-            f" and its private key ({error.reason or error})"
-        ) from None
-    return context
 
 
 class _Scrape:

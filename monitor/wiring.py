@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError
 
-from monitor.access import Tokens, load_tokens
+from monitor.access import configured_tokens
 from monitor.api import Api
 from monitor.clock import Clock
 from monitor.cloudfront import ApiObserver, CloudFront, open_accounts
 from monitor.config import Config, ConfigError
 from monitor.discovery import Discovery
-from monitor.endpoint import Endpoint, tls_context
+from monitor.endpoint import Endpoint
 from monitor.events import EventIntake, open_queue
 from monitor.health import Health
 from monitor.invalidation import Key
@@ -32,6 +32,7 @@ from monitor.schedule import LEARNED_LATENCIES, schedule_for
 from monitor.statuspage import StatusPage
 from monitor.store import Store, StoreError, StoreNotWritable, open_store
 from monitor.store.sqlite import DaemonLock
+from monitor.tls import tls_context
 from monitor.transition import Policy
 from monitor.waiters import Waiters
 
@@ -97,7 +98,7 @@ class Observed(ApiObserver):
 async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Parts:
     """Every part, opened; each is closed by `stack`, in the reverse order."""
     # Files the config names are read first: a refused one is a config error (exit 78).
-    tokens = tokens_for(config)
+    tokens = configured_tokens(config.http)
     tls = tls_context(config.http.tls)
     lock = DaemonLock(config.state.file)
     try:
@@ -190,12 +191,6 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
         )
     )
     return Parts(store, clients, poller, discoveries, intakes, paths, endpoint)
-
-
-def tokens_for(config: Config) -> Tokens | None:
-    """The tokens that may write through the API, if the config names a file of them."""
-    path = config.http.tokens_file
-    return None if path is None else load_tokens(path)
 
 
 async def policy_for(config: Config, store: Store) -> Policy:

@@ -15,6 +15,7 @@ the JSON API under /api/v1/, with limits that hold when clients misbehave.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 import ssl
 import sys
@@ -37,6 +38,7 @@ HEADER_SECONDS = 10.0
 MAX_BODY_BYTES = 64 * 1024
 MALFORMED_QUIET_SECONDS = 1.0
 METRICS_SECONDS = 1.0
+GZIP_LEVEL = 1  # most of the size saved (metric names repeat), a few ms at 10k series
 # Long polls are woken before the server stops; a handler still running after this is cut.
 SHUTDOWN_SECONDS = 2.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -118,34 +120,40 @@ class Endpoint:
 
 
 class _Scrape:
-    """/metrics: one rendering at a time, on a thread, reused for METRICS_SECONDS."""
+    """/metrics: one rendering at a time, on a thread, reused for METRICS_SECONDS; gzipped
+    once per rendering for the scrapers that accept it (Prometheus does), as it is then a
+    tenth of the size to send."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._registry = metrics.registry
-        self._body = b""
+        self._latest_bodies = (b"", b"")  # plain, gzipped
         self._at = -float("inf")
-        self._rendering: asyncio.Future[bytes] | None = None
+        self._rendering: asyncio.Future[tuple[bytes, bytes]] | None = None
 
-    async def handle(self, _: web.Request) -> web.Response:
-        return web.Response(
-            body=await self._latest(), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
+    async def handle(self, request: web.Request) -> web.Response:
+        plain, zipped = await self._bodies()
+        headers = {"Content-Type": CONTENT_TYPE_LATEST, "Vary": "Accept-Encoding"}
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            return web.Response(body=zipped, headers={**headers, "Content-Encoding": "gzip"})
+        return web.Response(body=plain, headers=headers)
 
-    async def _latest(self) -> bytes:
+    async def _bodies(self) -> tuple[bytes, bytes]:
         if time.monotonic() - self._at < METRICS_SECONDS:
-            return self._body
+            return self._latest_bodies
         if self._rendering is None:
-            self._rendering = asyncio.ensure_future(self._render())
+            self._rendering = asyncio.ensure_future(asyncio.to_thread(self._render))
+            self._rendering.add_done_callback(self._rendered)
         # Shielded: one scraper hanging up must not cancel the rendering the others await.
         return await asyncio.shield(self._rendering)
 
-    async def _render(self) -> bytes:
-        try:
-            self._body = await asyncio.to_thread(generate_latest, self._registry)
-            self._at = time.monotonic()
-            return self._body
-        finally:
-            self._rendering = None
+    def _render(self) -> tuple[bytes, bytes]:
+        plain = generate_latest(self._registry)
+        return plain, gzip.compress(plain, compresslevel=GZIP_LEVEL)
+
+    def _rendered(self, rendering: asyncio.Future[tuple[bytes, bytes]]) -> None:
+        self._rendering = None
+        if not rendering.cancelled() and rendering.exception() is None:
+            self._latest_bodies, self._at = rendering.result(), time.monotonic()
 
 
 class _ServerLog(logging.Logger):

@@ -147,7 +147,7 @@ def daemon(workdir: Path, url: str, **settings: Any) -> Iterator[Daemon]:
         aws={"endpoint_url": url, "max_requests_per_second": 100_000},
         state={"path": str(workdir / "state.db")},
         poll=poll,
-        http={"listen": f"127.0.0.1:{free_port()}"},
+        http={"listen": f"127.0.0.1:{free_port()}", **settings.pop("http", {})},
         log={"format": "json", "level": settings.pop("log_level", "info")},
         **settings,
     )

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import discovery, procs, report, scenarios, throughput
+from bench import discovery, fanin, procs, report, scenarios, throughput
 
-PARTS = ("throughput", "memory", "scenarios", "discovery")
+PARTS = ("throughput", "memory", "scenarios", "discovery", "fanin", "storm")
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--discovery-every", type=_positive, default=3.0, help="seconds between two (3)")
     add("--discovery-duration", default=discovery.DURATION, help="their durations")
     add("--discovery-scan", type=_positive, help="listing interval (default: the product's)")
+    add("--fanin-distributions", type=int, default=10, help="fan-in distributions (10)")
+    add("--fanin-size", type=int, default=50, help="invalidations, each a waiter, per one (50)")
+    add("--storm-tracked", type=int, default=10_000, help="in progress, scrape storm (10000)")
+    add("--storm-scrapers", type=int, default=400, help="concurrent scrapes per burst (400)")
+    add("--storm-interval", type=_positive, default=fanin.STORM_INTERVAL, help="poll (20)")
     add("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
     return parser
 
@@ -129,6 +134,16 @@ def main(argv: list[str] | None = None) -> int:
                 args.discovery_every,
                 args.discovery_duration,
                 args.discovery_scan,
+            )
+    if "fanin" in parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            results["fanin"] = fanin.fan_in(
+                args.seed, args.compression, Path(tmp), args.fanin_distributions, args.fanin_size
+            )
+    if "storm" in parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            results["storm"] = fanin.scrape_storm(
+                Path(tmp), args.storm_tracked, args.storm_scrapers, args.storm_interval
             )
     report.write_json(results, args.output)
     print(report.markdown(results))

@@ -134,12 +134,34 @@ class PollConfig(_Section):
     batch: bool = True
 
 
+class TlsConfig(_Section):
+    """HTTPS on http.listen: a PEM certificate (chain) and its private key."""
+
+    cert_file: str = Field(min_length=1)
+    key_file: str = Field(min_length=1)
+
+
 class HttpConfig(_Section):
     listen: Annotated[str, AfterValidator(_listen)] = "127.0.0.1:9877"
+    # `NAME TOKEN` lines: the bearer tokens that may write through the API (monitor/access.py).
+    tokens_file: str | None = Field(default=None, min_length=1)
+    # Reads of /api/v1/ need a token too; the status page, /metrics and probes stay open.
+    read_requires_token: bool = False
+    # Connections open at once; more are answered 503 and closed as they arrive.
+    max_connections: int = Field(default=1000, ge=1, le=100_000)
+    # Long polls (`?wait=`) at once; more are answered 503 with Retry-After.
+    max_waiters: int = Field(default=10_000, ge=1, le=1_000_000)
+    tls: TlsConfig | None = None
 
     @property
     def address(self) -> tuple[str, int]:
         return parse_listen(self.listen)
+
+    @model_validator(mode="after")
+    def _reads_need_tokens(self) -> HttpConfig:
+        if self.read_requires_token and self.tokens_file is None:
+            raise ValueError("read_requires_token needs tokens_file (the tokens that may read)")
+        return self
 
 
 class MetricsConfig(_Section):

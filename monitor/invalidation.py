@@ -44,10 +44,15 @@ class Key(NamedTuple):
 
     @property
     def valid(self) -> bool:
-        scope = TENANT_ID if self.tenant else RESOURCE_ID
-        return bool(
-            scope.fullmatch(self.distribution_id) and RESOURCE_ID.fullmatch(self.invalidation_id)
+        return valid_scope(self.distribution_id) and bool(
+            RESOURCE_ID.fullmatch(self.invalidation_id)
         )
+
+
+def valid_scope(distribution_id: str) -> bool:
+    """A distribution ID, or a distribution tenant ID (dt_...)."""
+    scope = TENANT_ID if distribution_id.startswith(TENANT_PREFIX) else RESOURCE_ID
+    return bool(scope.fullmatch(distribution_id))
 
 
 class Origin(NamedTuple):

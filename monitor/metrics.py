@@ -51,6 +51,7 @@ DURATION_BUCKETS = (
     2700,
     3600,
 )
+HTTP_REFUSALS = ("connections", "waiters", "malformed", "accept_error")
 API_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 StateSource = Callable[[], Iterable[Invalidation]]
@@ -304,6 +305,26 @@ class Metrics:
             ["account"],
             registry=r,
         )
+        self.http_connections = Gauge(
+            "cloudfront_invalidation_monitor_http_connections",
+            "Connections open to the HTTP endpoint",
+            registry=r,
+        )
+        self.http_waiters = Gauge(
+            "cloudfront_invalidation_monitor_http_waiters",
+            "Long polls (?wait=) waiting for an invalidation",
+            registry=r,
+        )
+        self.http_refused = Counter(
+            "cloudfront_invalidation_monitor_http_refused",
+            "What the HTTP endpoint turned away, by reason: connections (over"
+            " http.max_connections), waiters (over http.max_waiters), malformed (not HTTP),"
+            " accept_error (accept() failed, out of descriptors)",
+            ["reason"],
+            registry=r,
+        )
+        for reason in HTTP_REFUSALS:
+            self.http_refused.labels(reason)
         Gauge(
             "cloudfront_invalidation_monitor_build_info",
             "Build information",

@@ -19,7 +19,7 @@ from monitor.logs import get_logger
 from monitor.looker import Looker
 from monitor.metrics import Metrics
 from monitor.oddities import OddAnswers
-from monitor.recorder import Recorder
+from monitor.recorder import Listener, Recorder
 from monitor.store import Store
 from monitor.tracked import TrackedSet
 from monitor.transition import Observation, Policy
@@ -41,6 +41,7 @@ class Poller:
         clock: Clock | None = None,
         odd: OddAnswers | None = None,
         lease_refused: Callable[[frozenset[str]], None] = lambda accounts: None,
+        listener: Listener | None = None,
     ) -> None:
         self._store = store
         self._lease_refused = lease_refused
@@ -60,6 +61,7 @@ class Poller:
             self._clock,
             self.policy,
             self._lost,
+            listener,
         )
         self._looker = Looker(
             clients, self._tracked, self._recorder, concurrency, self.policy, self.accounts

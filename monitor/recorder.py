@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from monitor import transition
 from monitor.clock import Clock
@@ -26,11 +27,23 @@ from monitor.metrics import Metrics
 from monitor.oddities import OddAnswers
 from monitor.store import LeaseLost, Store
 from monitor.tracked import TrackedSet
-from monitor.transition import Observation, Policy, Result
+from monitor.transition import Observation, Policy, Result, Transition
 
 FLUSH_AT = 256  # answers per transaction; bounds both latency to disk and commit cost
 # Poll times held back reach the store together, this often: one write, not one per pair.
 CHECKPOINT_SECONDS = 60.0
+
+
+class Listener(Protocol):
+    """Told what each commit made durable, right after it (the long polls of the HTTP
+    API wait on it). Called between a commit and the next write: it must return at once."""
+
+    def recorded(self, transitions: Sequence[Transition], given_up: Sequence[Key]) -> None: ...
+
+
+class _Nobody:
+    def recorded(self, transitions: Sequence[Transition], given_up: Sequence[Key]) -> None:
+        pass
 
 
 class Recorder:
@@ -44,9 +57,11 @@ class Recorder:
         clock: Clock,
         policy: Callable[[], Policy],
         on_lease_lost: Callable[[frozenset[str]], None] = lambda accounts: None,
+        listener: Listener | None = None,
     ) -> None:
         self._store = store
         self._on_lease_lost = on_lease_lost
+        self._listener = _Nobody() if listener is None else listener
         self._tracked = tracked
         self._metrics = metrics
         self._health = health
@@ -178,6 +193,7 @@ class Recorder:
             self._write_failed(error, len(self._results))
             return
         self._health.written()
+        given_up = []
         for result in changes:
             key = result.invalidation.key
             if key in applied.moved:  # the reload has the pair's new account
@@ -186,6 +202,8 @@ class Recorder:
             self._tracked.settle(result.invalidation, durable=key in applied.updated)
             if key in applied.updated:
                 self._report(result)
+                if result.gave_up:
+                    given_up.append(key)
         accounts = {result.invalidation.key: result.invalidation.account for result in changes}
         policy = self._policy()
         for t in applied.transitions:
@@ -202,6 +220,7 @@ class Recorder:
                 latency_uncertainty_seconds=_rounded(t.latency_uncertainty_seconds),
                 **({"unmeasured": unmeasured} if unmeasured else {}),
             )
+        self._listener.recorded(applied.transitions, given_up)
 
     def _report(self, result: Result) -> None:
         """What a settled result says beyond its transitions: stuck, given up."""

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError
 
+from monitor.access import configured_tokens
+from monitor.api import Api
 from monitor.clock import Clock
 from monitor.cloudfront import ApiObserver, CloudFront, open_accounts
 from monitor.config import Config, ConfigError
@@ -28,9 +30,12 @@ from monitor.oddities import OddAnswers
 from monitor.poller import Poller
 from monitor.quota import PathsFetcher
 from monitor.schedule import LEARNED_LATENCIES, schedule_for
+from monitor.statuspage import StatusPage
 from monitor.store import Store, StoreError, StoreNotWritable, open_store
 from monitor.store.sqlite import DaemonLock
+from monitor.tls import tls_context
 from monitor.transition import Policy
+from monitor.waiters import Waiters
 
 
 class StartupError(Exception):
@@ -92,8 +97,15 @@ class Observed(ApiObserver):
         self._odd.report(account, kind, subject, **detail)
 
 
+# A long poll on a shared state re-reads its pair this often: within a second of the write.
+SHARED_REREAD_SECONDS = 1.0
+
+
 async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Parts:
     """Every part, opened; each is closed by `stack`, in the reverse order."""
+    # Files the config names are read first: a refused one is a config error (exit 78).
+    tokens = configured_tokens(config.http)
+    tls = tls_context(config.http.tls)
     try:
         if config.state.url is None:  # a database is shared by design: no file to lock
             lock = DaemonLock(config.state.file)
@@ -127,6 +139,9 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
             tools.health.standing_by(not any(poller.holds(a) for a in accounts))
 
         keeper = LeaseKeeper(store, accounts, config.state.lease_seconds, changed)
+    # The long polls of the API wait for what the recorder commits.
+    waiters = Waiters(config.http.max_waiters)
+    tools.metrics.http_waiters.set_function(lambda: len(waiters))
     poller = Poller(
         store,
         clients,
@@ -137,6 +152,7 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
         tools.clock,
         tools.odd,
         keeper.refused if keeper is not None else lambda accounts: None,
+        listener=waiters,
     )
     for account in accounts:
         if keeper is not None:
@@ -146,7 +162,11 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
     await poller.load()
     tools.health.loaded()
     quotas = {a.name: a.quota for a in config.account_list() if a.quota is not None}
-    tools.metrics.watch(poller.pairs, poller.stuck_after_seconds, tools.health, quotas)
+    # A copy taken at once (one C-level call under the GIL): /metrics renders on a thread,
+    # while the event loop changes the tracked set.
+    tools.metrics.watch(
+        lambda: list(poller.pairs()), poller.stuck_after_seconds, tools.health, quotas
+    )
     discoveries = [
         Discovery(
             clients[account.name],
@@ -172,8 +192,30 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
             )
     wanting = [a.name for a in config.account_list() if a.quota is not None and a.quota.paths]
     paths = PathsFetcher(clients, poller, wanting) if wanting else None
-    host, port = config.http.address
-    endpoint = await stack.enter_async_context(Endpoint(host, port, tools.metrics, tools.health))
+    api = Api(
+        poller,
+        store,
+        waiters,
+        [account.name for account in config.account_list()],
+        tokens,
+        config.http.read_requires_token,
+        tools.metrics,
+        reread_seconds=SHARED_REREAD_SECONDS if keeper is not None else None,
+    )
+    page = StatusPage(
+        poller.pairs, poller.stuck_after_seconds, tools.health, tools.metrics, waiters
+    )
+    endpoint = await stack.enter_async_context(
+        Endpoint(
+            config.http,
+            tools.metrics,
+            tools.health,
+            status_page=page.handle,
+            api=api.app(),
+            tls=tls,
+            before_close=waiters.close,
+        )
+    )
     return Parts(store, clients, poller, discoveries, intakes, paths, endpoint, keeper)
 
 

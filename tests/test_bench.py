@@ -29,6 +29,11 @@ TINY = [
     "--discovery-every", "0.3",
     "--discovery-duration", "fixed:0.5",
     "--discovery-scan", "1",
+    "--fanin-distributions", "2",
+    "--fanin-size", "3",
+    "--storm-tracked", "200",
+    "--storm-scrapers", "10",
+    "--storm-interval", "2",
 ]  # fmt: skip
 
 POLICY_FIGURES = {
@@ -99,9 +104,25 @@ def test_tiny_benchmark_reports_every_figure(
             assert figures["double_recorded"] == 0
         assert scenario["waiter"]["gave_up"] == 0
 
+    fan = results["fanin"]
+    assert fan["same_durations"] is True and _number(fan["api_calls_ratio"], float)
+    alone, waited = fan["without_waiters"], fan["with_waiters"]
+    assert alone["waiters"] == 0 and waited["waiters"] == waited["invalidations"] == 6
+    assert waited["answered_completed"] == waited["recorded_completed"] == 6
+    for name in ("answer_lag_p50_s", "answer_lag_p99_s", "answer_lag_max_s"):
+        assert _number(waited[name], float), name
+    storm = results["storm"]
+    assert _number(storm["poll_rate_ratio"], float) and storm["rss_mb"] > 0
+    for window in ("quiet", "storm"):
+        for name in ("calls_per_second", "healthz_p50_ms", "healthz_max_ms"):
+            assert _number(storm[window][name], float), (window, name)
+    assert storm["quiet"]["scrapes"] == 0 and storm["storm"]["scrapes"] >= 10
+
     printed = capsys.readouterr().out
     assert "| tracked | client | calls/s |" in printed
     assert "| scenario | policy |" in printed
+    assert "| waiters | long polls |" in printed
+    assert "| window | s | API calls/s |" in printed
 
 
 def test_bad_tracked_list_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,7 +1,8 @@
 """`check-config --config FILE`: would the daemon start with this config?
 
-Checks the file, every key, and that each AWS profile it names is in the AWS config files,
-all offline: no state file is opened, no socket bound, no AWS API called. Exit 0 with a
+Checks the file, every key, that each AWS profile it names is in the AWS config files, and
+the files `http` names (the tokens file, private to its owner; the TLS certificate and
+key), all offline: no state file is opened, no socket bound, no AWS API called. Exit 0 with a
 one-screen summary of what the daemon would do, or 78 with one line naming the problem.
 systemd runs it before every start and reload.
 """
@@ -12,12 +13,14 @@ import os
 import sys
 from pathlib import Path
 
+from monitor.access import Tokens, configured_tokens
 from monitor.cli import exits
 from monitor.cli.errors import Parser, Refused, reported
 from monitor.cli.state import DEFAULT_CONFIG, load
 from monitor.config import AccountConfig, Config, ConfigError, DiscoverConfig
 from monitor.profiles import ENV_PROFILE, check_profiles
 from monitor.table import render
+from monitor.tls import tls_context
 
 
 def _credentials(config: Config, account: AccountConfig) -> str:
@@ -40,7 +43,26 @@ def _discovery(discover: DiscoverConfig | None) -> str:
     return f"{scope}, every {discover.scan_interval:g}s{events}"
 
 
-def summary(config: Config, origin: str) -> str:
+def _http_files(config: Config, origin: str) -> Tokens | None:
+    """The files `http` names, read as the daemon reads them at start."""
+    try:
+        tls_context(config.http.tls)
+        return configured_tokens(config.http)
+    except ConfigError as error:
+        raise ConfigError(f"{origin}: {error}") from None
+
+
+def _api(config: Config, tokens: Tokens | None) -> str:
+    writes = (
+        "writes off (no http.tokens_file)"
+        if tokens is None
+        else f"writes with the tokens of {', '.join(tokens.by_name)}"
+    )
+    reads = "reads need a token" if config.http.read_requires_token else "reads open"
+    return f"{writes}; {reads}"
+
+
+def summary(config: Config, origin: str, tokens: Tokens | None = None) -> str:
     aws = config.aws
     state = config.state.where
     if config.state.url is not None:
@@ -60,7 +82,9 @@ def summary(config: Config, origin: str) -> str:
     )
     lines = [
         f"{origin}: valid",
-        f"listen:    {config.http.listen} (/metrics, /healthz, /readyz)",
+        f"listen:    {config.http.listen}{' over HTTPS' if config.http.tls else ''}"
+        " (status page, /metrics, /healthz, /readyz, /api/v1/)",
+        f"api:       {_api(config, tokens)}",
         f"state:     {state}{where}",
         f"log:       {log}, level {config.log.level}",
         f"aws:       {aws.endpoint_url or 'CloudFront'}, {aws.retry_mode} retries",
@@ -89,9 +113,10 @@ def _check(argv: list[str]) -> int:
     config = load(args.config)
     try:
         check_profiles(config, args.config)
+        tokens = _http_files(config, args.config)
     except ConfigError as error:
         raise Refused(f"config error: {error}", exits.CONFIG) from None
-    sys.stdout.write(summary(config, args.config))
+    sys.stdout.write(summary(config, args.config, tokens))
     return exits.OK
 
 

@@ -1,7 +1,9 @@
 """`track`, `untrack`, `list`, `history`: the tracked set, beside a running daemon.
 
 They work on the daemon's state (found through `--config`, or `--state`); the daemon
-notices another process's commit within one tick. `list` and `history` only read: they
+notices another process's commit within one tick. `track` and `untrack` can go through
+the daemon's HTTP API instead (`--monitor-url`, from another host), and write the state
+themselves only if the daemon cannot be reached. `list` and `history` only read: they
 open the state read-only, so a user who may only read it can run them, and they never
 create it.
 """
@@ -18,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from monitor.cli import exits
+from monitor.cli import exits, remote
 from monitor.cli.errors import Parser, Refused, reported
 from monitor.cli.state import NothingStored, add_location, config_of, opened, settings_of
 from monitor.config import AccountConfig, Config, ConfigError, parse_key
@@ -136,8 +138,15 @@ def _track(argv: list[str]) -> int:
     parser.add_argument(
         "--account", help="the configured account whose credentials poll it (default: default)"
     )
+    remote.add_options(parser)
     args = parser.parse_args(argv)
     key = _key(args)
+    if args.monitor_url is not None:
+        try:
+            added = remote.Monitor(args.monitor_url, args.token_file).register(key, args.account)
+            return _said(key, "now tracked" if added else "already tracked")
+        except remote.Unreachable as why:
+            remote.fallback_note("track", args.monitor_url, why, "writing the state file")
     config = config_of(args)
     account = _account(args, config)
 
@@ -146,16 +155,21 @@ def _track(argv: list[str]) -> int:
             # An explicit --account moves a pair already tracked; without one it keeps its own.
             return await store.add([key], "cli", account, rehome=args.account is not None)
 
-    what = "now tracked" if asyncio.run(track()) else "already tracked"
-    sys.stdout.write(f"{key.distribution_id} {key.invalidation_id}: {what}\n")
-    return exits.OK
+    return _said(key, "now tracked" if asyncio.run(track()) else "already tracked")
 
 
 def _untrack(argv: list[str]) -> int:
     parser = _parser("untrack", "Stop tracking an invalidation; its history stays.")
     _ids(parser, required=True)
+    remote.add_options(parser)
     args = parser.parse_args(argv)
     key = _key(args)
+    if args.monitor_url is not None:
+        try:
+            removed = remote.Monitor(args.monitor_url, args.token_file).untrack(key)
+            return _said(key, "no longer tracked" if removed else "was not tracked")
+        except remote.Unreachable as why:
+            remote.fallback_note("untrack", args.monitor_url, why, "writing the state file")
     settings = settings_of(args, config_of(args))
 
     async def untrack() -> bool:
@@ -167,6 +181,10 @@ def _untrack(argv: list[str]) -> int:
         what = "no longer tracked" if removed else "was not tracked"
     except NothingStored as nothing:  # nothing was ever tracked there: nor was this one
         what = f"was not tracked ({nothing})"
+    return _said(key, what)
+
+
+def _said(key: Key, what: str) -> int:
     sys.stdout.write(f"{key.distribution_id} {key.invalidation_id}: {what}\n")
     return exits.OK
 

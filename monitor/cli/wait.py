@@ -5,6 +5,9 @@ it waits as long as the invalidation takes (or `--timeout`), looking at it on th
 adaptive schedule, so it notices completion sooner and asks less often while nothing is
 likely to happen. When it ends without having seen Completed, it says what it saw last,
 the last error included.
+
+With `--monitor-url` it waits through the daemon instead (long polls that cost CloudFront
+nothing), and polls CloudFront itself only if the daemon cannot be reached.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sys
 import time
 from typing import TextIO
 
-from monitor.cli import exits
+from monitor.cli import exits, remote
 from monitor.cli.errors import Parser, Refused, reported
 from monitor.cli.state import NothingStored, load, opened
 from monitor.cloudfront import ApiError, CloudFront, open_cloudfront
@@ -52,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", help="a daemon config: learn the schedule from its recorded latencies"
     )
+    remote.add_options(parser)
     return parser
 
 
@@ -169,6 +173,35 @@ class Waiter:
         return f"{self.key.invalidation_id} still not Completed {when}{seen}{error}{pending}"
 
 
+def through_monitor(
+    monitor: remote.Monitor, key: Key, give_up_after: float | None, progress: Progress
+) -> int:
+    """Long polls until the daemon has recorded the pair Completed; raises Unreachable
+    when it cannot be asked (the caller then polls CloudFront itself)."""
+    started = time.monotonic()
+    while True:
+        left = None if give_up_after is None else give_up_after - (time.monotonic() - started)
+        poll = remote.LONG_POLL_SECONDS if left is None else min(left, remote.LONG_POLL_SECONDS)
+        pair = monitor.wait(key, poll)
+        status = pair.get("status")
+        if status == COMPLETED:
+            progress.done()
+            return exits.OK
+        if pair.get("given_up"):
+            progress.done()
+            sys.stderr.write(
+                f"\nThe monitor gave up on {key.invalidation_id}: {pair.get('last_error')}\n"
+            )
+            return exits.SERVICE_ERROR
+        waited = time.monotonic() - started
+        progress.show(f"{key.invalidation_id}: {status or 'not seen yet'}, waited {waited:.0f}s")
+        if left is not None and left <= poll:
+            progress.done()
+            seen = f" (last seen {status})" if status else ""
+            message = f"{key.invalidation_id} still not Completed after {give_up_after:.0f}s{seen}"
+            raise Refused(message, exits.TIMEOUT)
+
+
 def _wait(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -184,11 +217,25 @@ def _wait(argv: list[str]) -> int:
     except ValueError as error:
         raise Refused(str(error).splitlines()[0], exits.USAGE) from None
     config = None if args.config is None else load(args.config)
-    waiter = Waiter(key, Progress(sys.stderr))
+    progress = Progress(sys.stderr)
+    timeout = args.timeout
+    if args.monitor_url is not None:
+        started = time.monotonic()
+        try:
+            monitor = remote.Monitor(args.monitor_url, args.token_file)
+            return through_monitor(monitor, key, timeout, progress)
+        except remote.Unreachable as why:
+            progress.done()
+            remote.fallback_note("wait", args.monitor_url, why, "polling CloudFront itself")
+            timeout = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+        except KeyboardInterrupt:
+            message = f"{key.invalidation_id} still not Completed when interrupted"
+            raise Refused(message, exits.INTERRUPTED) from None
+    waiter = Waiter(key, progress)
 
     async def wait() -> int:
         schedule = schedule_for(PollConfig()) if config is None else await _schedule(config)
-        return await waiter.wait(aws, schedule, args.timeout)
+        return await waiter.wait(aws, schedule, timeout)
 
     try:
         return asyncio.run(wait())

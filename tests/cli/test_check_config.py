@@ -13,6 +13,7 @@ import pytest
 
 from monitor.cli import exits
 from tests.support import TEST_ENV, write_config
+from tests.webclient import TOKEN, TOKENS
 
 AWS_FILES = "[profile prod]\nregion = us-east-1\n"
 CREDENTIALS = "[dev]\naws_access_key_id = x\naws_secret_access_key = y\n"
@@ -78,7 +79,8 @@ def test_a_valid_config_is_summarised_without_touching_state_socket_or_aws(
     assert result.stderr == ""
     lines = result.stdout.splitlines()
     assert lines[0] == f"{config}: valid"
-    assert f"listen:    {listen} (/metrics, /healthz, /readyz)" in lines
+    assert f"listen:    {listen} (status page, /metrics, /healthz, /readyz, /api/v1/)" in lines
+    assert "api:       writes off (no http.tokens_file); reads open" in lines
     assert f"state:     {state}" in lines
     assert "log:       json, level warning" in lines
     accounts = [line.split() for line in lines[lines.index("") + 1 :]]
@@ -151,3 +153,38 @@ def test_a_database_state_is_named_without_its_password_and_not_connected_to(
     assert "s3cret" not in result.stdout
     expected = f"postgresql://monitor:***@127.0.0.1:{port}/monitor (PostgreSQL; replicas' leases"
     assert f"state:     {expected} last 6s)" in result.stdout.splitlines()
+
+
+def test_the_tokens_file_is_read_as_the_daemon_reads_it(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(TOKENS)
+    tokens.chmod(0o600)
+    http = {"tokens_file": str(tokens), "read_requires_token": True}
+    config = write_config(tmp_path / "monitor.yaml", http=http)
+    result = check(config, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "api:       writes with the tokens of ci-bot, deploy; reads need a token" in (
+        result.stdout.splitlines()
+    )
+    assert TOKEN not in result.stdout
+    tokens.chmod(0o640)
+    refused = check(config, tmp_path)
+    assert refused.returncode == exits.CONFIG and refused.stdout == ""
+    assert refused.stderr == (
+        f"cloudfront-invalidation-monitor check-config: config error: {config}:"
+        f" http.tokens_file: {tokens} is open to group or others (mode 0640);"
+        f" make it private to its owner: chmod 600 {tokens}\n"
+    )
+
+
+def test_tls_files_that_do_not_load_are_a_config_error(tmp_path: Path) -> None:
+    key = tmp_path / "key.pem"
+    key.write_text("not a key\n")
+    tls = {"cert_file": str(tmp_path / "absent.pem"), "key_file": str(key)}
+    config = write_config(tmp_path / "monitor.yaml", http={"tls": tls})
+    result = check(config, tmp_path)
+    assert result.returncode == exits.CONFIG
+    assert result.stderr.endswith(
+        f"{config}: http.tls.cert_file: cannot read {tmp_path / 'absent.pem'}:"
+        " No such file or directory\n"
+    )

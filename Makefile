@@ -59,7 +59,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: $(BIN)/.installed
-	$(BIN)/mypy monitor
+	$(BIN)/mypy monitor bench
 
 test: venv lint typecheck
 	AWS_CLI=$(abspath $(AWSCLI_VENV))/bin/aws $(BIN)/pytest -q $(PYTEST_ARGS)

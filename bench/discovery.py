@@ -80,8 +80,8 @@ def _run(
             state = StateFile(workdir / "state.db")
             try:
                 while time.time() < deadline:
-                    done = {t.key for t in state.history() if t.to_status == "Completed"}
-                    if done >= set(keys):
+                    completed = {t.key for t in state.history() if t.to_status == "Completed"}
+                    if completed >= set(keys):
                         break
                     time.sleep(1.0)
                 history = state.history()

@@ -38,7 +38,7 @@ from bench.scenarios import (
     _truth,
     bursty,
 )
-from bench.throughput import _hold, api_calls
+from bench.throughput import api_calls, hold
 from monitor.invalidation import Key
 from monitor.store.sqlite import StateFile
 
@@ -117,8 +117,8 @@ async def _fan_in_run(
             try:
                 deadline = last + 3 * interval + 2.0
                 while time.time() < deadline:
-                    done = {t.key for t in state.history() if t.to_status == "Completed"}
-                    if done >= set(keys):
+                    completed = {t.key for t in state.history() if t.to_status == "Completed"}
+                    if completed >= set(keys):
                         break
                     await asyncio.sleep(0.1)
                 history = state.history()
@@ -241,7 +241,7 @@ def scrape_storm(
 ) -> dict[str, Any]:
     dists = max(1, tracked // STORM_PER_DISTRIBUTION)
     with procs.emulator(dists, "fixed:86400") as emu:
-        keys = asyncio.run(_hold(emu.url, tracked))
+        keys = asyncio.run(hold(emu.url, tracked))
         # Batched listings, one call per distribution every `interval`: a steady load that
         # leaves the event loop time to spare, as in production.
         poll = {"schedule": "fixed", "interval_seconds": interval}

@@ -139,19 +139,22 @@ def truth(url: str) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def daemon(workdir: Path, url: str, **settings: Any) -> Iterator[Daemon]:
-    """The real daemon (`python -m monitor run`) against the emulator; yields tests' wrapper."""
+def daemon(
+    workdir: Path, url: str, env: dict[str, str] | None = None, **settings: Any
+) -> Iterator[Daemon]:
+    """The real daemon (`python -m monitor run`) against the emulator; yields tests' wrapper.
+    `env` adds to its environment (an access key of its own, say)."""
     poll = {"interval_seconds": 20.0, **settings.pop("poll", {})}
     config = write_config(
         workdir / "bench.yaml",
         aws={"endpoint_url": url, "max_requests_per_second": 100_000},
-        state={"path": str(workdir / "state.db")},
+        state=settings.pop("state", {"path": str(workdir / "state.db")}),
         poll=poll,
         http={"listen": f"127.0.0.1:{free_port()}", **settings.pop("http", {})},
         log={"format": "json", "level": settings.pop("log_level", "info")},
         **settings,
     )
-    proc = Daemon(config, env=_env())
+    proc = Daemon(config, env={**_env(), **(env or {})})
     try:
         proc.wait_ready(timeout=60.0)
         yield proc

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     dists = math.ceil(args.tracked / throughput.PER_DISTRIBUTION)
     with procs.emulator(dists, "fixed:86400") as emu, tempfile.TemporaryDirectory() as tmp:
-        keys = asyncio.run(throughput._hold(emu.url, args.tracked))
+        keys = asyncio.run(throughput.hold(emu.url, args.tracked))
         state = StateFile(Path(tmp) / "state.db")
         state.add(keys, "cli")
         state.close()

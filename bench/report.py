@@ -44,28 +44,86 @@ def _throughput(results: dict[str, Any]) -> list[str]:
         " emulator and by everything else on the machine (noise: other users, this harness).",
         "",
     ]
-    rows: list[list[object]] = []
-    for row in results["throughput"]:
-        client = "daemon" if row["client"] == "daemon" else "bare aioboto3 loop"
-        rows.append(
-            [
-                row["tracked"],
-                client,
-                row["calls_per_second"],
-                row["cpu_ms_per_call"],
-                row["client_cpu_share"],
-                row["emulator_cpu_share"],
-                row["other_cpu_share"],
-                row["rss_mb"],
-            ]
-        )
+    rows = _client_rows(results["throughput"])
     for tracked, ratio in results["ratios"].items():
         goal = "meets" if ratio >= RATIO_GOAL else "misses"
         rows.append([int(tracked), f"**daemon / bare** ({goal} >= {RATIO_GOAL})", ratio])
         rows[-1] += ["", "", "", "", ""]
-    header = ["tracked", "client", "calls/s", "CPU ms/call", "client CPU", "emulator CPU"]
-    header.append("other CPU")
-    return [*lines, *_table([*header, "RSS MB"], rows), ""]
+    return [*lines, *_table(CLIENT_HEADER, rows), ""]
+
+
+CLIENTS = {
+    "daemon": "daemon",
+    "bare": "bare aioboto3 loop",
+    "daemon-postgres": "daemon, state in PostgreSQL",
+}
+CLIENT_HEADER = ["tracked", "client", "calls/s", "CPU ms/call", "client CPU", "emulator CPU"]
+CLIENT_HEADER += ["other CPU", "RSS MB"]
+
+
+def _client_rows(
+    measured: list[dict[str, Any]], names: dict[str, str] = CLIENTS
+) -> list[list[object]]:
+    return [
+        [
+            row["tracked"],
+            names[row["client"]],
+            row["calls_per_second"],
+            row["cpu_ms_per_call"],
+            row["client_cpu_share"],
+            row["emulator_cpu_share"],
+            row["other_cpu_share"],
+            row["rss_mb"],
+        ]
+        for row in measured
+    ]
+
+
+def _postgres(results: dict[str, Any]) -> list[str]:
+    s, pg = results["settings"], results["postgres"]
+    rows = _client_rows(pg["rows"], {**CLIENTS, "daemon": "daemon, state in a SQLite file"})
+    rows.append([pg["tracked"], "**PostgreSQL / SQLite**", pg["ratio"], "", "", "", "", ""])
+    return [
+        f"## Poll throughput by state store ({pg['tracked']:,} tracked, median of"
+        f" {s['repetitions']})",
+        "",
+        "The daemon as in the throughput table, once with its state in a SQLite file, once"
+        " in a PostgreSQL database on this machine (a throwaway server, `fsync=off`), the two"
+        " interleaved on one emulator. The server's CPU counts under other CPU.",
+        "",
+        *_table(CLIENT_HEADER, rows),
+        "",
+    ]
+
+
+def _failover(f: dict[str, Any]) -> list[str]:
+    if f["goal_s"] is None:
+        verdict = "not the default lease, so no goal to hold it to"
+    else:
+        verdict = "meets" if f["max_s"] <= f["goal_s"] else "misses"
+        verdict += f" the goal of another replica polling within {f['goal_s']:g} s"
+    left, taken = f["lease_left_at_kill_s"], f["lease_taken_after_s"]
+    return [
+        f"## Failover ({f['kills']} kills)",
+        "",
+        f"Two replicas on one PostgreSQL state, `state.lease_seconds: {f['lease_seconds']:g}`,"
+        f" a poll every {f['poll_interval_seconds']:g} s; the active one SIGKILLed, the time"
+        " to the next poll the emulator answers from another replica:"
+        f" **p50 {f['p50_s']:.2f} s, max {f['max_s']:.2f} s**; {verdict}.",
+        "",
+        f"- Lease left at the kill: {min(left):.2f}-{max(left):.2f} s; taken over after"
+        f" {_span(taken)}; answers other than ok: {f['answered_not_ok']}.",
+        f"- Samples (s): {', '.join(f'{x:.2f}' for x in f['samples_s'])}.",
+        "",
+    ]
+
+
+def _span(values: list[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f} s" if values else "- (no log line)"
+
+
+def _skipped(skipped: dict[str, str]) -> list[str]:
+    return [*(f"- {part} skipped: {reason}." for part, reason in skipped.items()), ""]
 
 
 def _memory(memory: dict[str, Any]) -> list[str]:
@@ -151,6 +209,12 @@ def markdown(results: dict[str, Any]) -> str:
         lines += _fan_in(results["fanin"])
     if results.get("storm"):
         lines += _storm(results["storm"])
+    if results.get("postgres"):
+        lines += _postgres(results)
+    if results.get("failover"):
+        lines += _failover(results["failover"])
+    if results.get("skipped"):
+        lines += _skipped(results["skipped"])
     return "\n".join(lines)
 
 
@@ -256,4 +320,4 @@ def _discovery(rows: list[dict[str, Any]]) -> list[str]:
         ]
         for r in rows
     ]
-    return lines + _table(header, table)
+    return [*lines, *_table(header, table), ""]

@@ -13,9 +13,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import discovery, fanin, procs, report, scenarios, throughput
+from pydantic import ValidationError
 
-PARTS = ("throughput", "memory", "scenarios", "discovery", "fanin", "storm")
+from bench import discovery, failover, fanin, procs, report, scenarios, state, throughput
+from monitor.config import StateConfig
+
+PARTS = (
+    "throughput",
+    "memory",
+    "scenarios",
+    "discovery",
+    "fanin",
+    "storm",
+    "postgres",
+    "failover",
+)
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -37,6 +49,17 @@ def _positive(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number > 0")
     return value
+
+
+def _lease(text: str) -> float:
+    """A `state.lease_seconds` the daemon would take."""
+    try:
+        return StateConfig(lease_seconds=float(text)).lease_seconds
+    except ValidationError as error:
+        reason = error.errors()[0]["msg"]
+        raise argparse.ArgumentTypeError(f"{text!r}: {reason} (state.lease_seconds)") from None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--storm-tracked", type=int, default=10_000, help="in progress, scrape storm (10000)")
     add("--storm-scrapers", type=int, default=400, help="concurrent scrapes per burst (400)")
     add("--storm-interval", type=_positive, default=fanin.STORM_INTERVAL, help="poll (20)")
+    add("--failover-kills", type=int, default=20, help="replicas killed, failover part (20)")
+    add("--lease-seconds", type=_lease, help="their state.lease_seconds (the product's: 10)")
     add("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
     return parser
 
@@ -93,14 +118,53 @@ def _throughput(args: argparse.Namespace, parts: set[str], results: dict[str, An
         }
 
 
+def _postgres(args: argparse.Namespace, cluster: state.Cluster) -> dict[str, Any]:
+    """The daemon with its state in PostgreSQL against the same with the SQLite file."""
+    tracked = max(args.tracked)
+    rows = throughput.run(
+        [tracked],
+        args.repetitions,
+        args.window,
+        args.warm_up,
+        args.concurrency,
+        clients=("daemon", "daemon-postgres"),
+        postgres=cluster,
+    )
+    by = {r["client"]: r for r in rows}
+    ratio = by["daemon-postgres"]["calls_per_second"] / by["daemon"]["calls_per_second"]
+    return {"tracked": tracked, "rows": rows, "ratio": round(ratio, 3)}
+
+
+def _with_postgres(parts: set[str], args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """The parts that need a PostgreSQL server of their own; skipped, with a note, if
+    this machine has none."""
+    wanted = sorted(parts & {"postgres", "failover"})
+    if not wanted:
+        return
+    if reason := state.missing():
+        for part in wanted:
+            results.setdefault("skipped", {})[part] = reason
+            sys.stderr.write(f"bench: {part} skipped: {reason}\n")
+        return
+    if "postgres" in parts:
+        with state.Cluster() as cluster:
+            results["postgres"] = _postgres(args, cluster)
+    if "failover" in parts:
+        results["failover"] = failover.run(args.failover_kills, args.lease_seconds, args.seed)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if (
         args.repetitions < 1
         or args.concurrency < 1
         or min(args.ci_distributions, args.burst_distributions, args.burst_size) < 1
+        or args.failover_kills < 1
     ):
-        sys.stderr.write("bench: --repetitions, --concurrency and scenario sizes must be >= 1\n")
+        sys.stderr.write(
+            "bench: --repetitions, --concurrency, scenario sizes and --failover-kills"
+            " must be >= 1\n"
+        )
         return 2
     parts = set(args.only or PARTS)
     results: dict[str, Any] = {
@@ -145,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             results["storm"] = fanin.scrape_storm(
                 Path(tmp), args.storm_tracked, args.storm_scrapers, args.storm_interval
             )
+    _with_postgres(parts, args, results)
     report.write_json(results, args.output)
     print(report.markdown(results))
     print(f"\nJSON: {args.output}")

@@ -14,13 +14,13 @@ import statistics
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import procs
+from bench import procs, state
 from monitor.emulator import AdminClient
 from monitor.invalidation import Key
-from monitor.store.sqlite import StateFile
 
 POLL_OPERATIONS = ("GetInvalidation", "ListInvalidations")
 # Every pair always due: with 1,000 pairs the daemon wants 1,000 / (0.25 s + a 0.125 s
@@ -31,15 +31,20 @@ PER_DISTRIBUTION = 1000
 SWEEPS_BEFORE_MEASURING = 2
 
 
+def emulator_stats(url: str) -> dict[str, Any]:
+    """The emulator's own counts of what it answered (`GET /_emulator/stats`)."""
+    with urllib.request.urlopen(url + "/_emulator/stats", timeout=10) as answer:
+        stats: dict[str, Any] = json.load(answer)
+    return stats
+
+
 def api_calls(url: str) -> int:
     """GetInvalidation + ListInvalidations answers the emulator has sent, any outcome."""
-    with urllib.request.urlopen(url + "/_emulator/stats", timeout=10) as answer:
-        stats = json.load(answer)
-    operations = stats["operations"]
+    operations = emulator_stats(url)["operations"]
     return sum(sum(operations.get(op, {}).values()) for op in POLL_OPERATIONS)
 
 
-async def _hold(url: str, count: int) -> list[Key]:
+async def hold(url: str, count: int) -> list[Key]:
     """`count` invalidations that stay in progress, spread over the emulator's distributions."""
     async with AdminClient(url) as admin:
         dists = [d["id"] for d in await admin.distributions()]
@@ -98,6 +103,43 @@ def _median(reps: list[dict[str, float]]) -> dict[str, float]:
     return {name: round(statistics.median(r[name] for r in reps), 3) for name in reps[0]}
 
 
+@dataclass(frozen=True)
+class _Load:
+    """What every client of one N polls, and how it is measured."""
+
+    emu: procs.Served
+    keys: list[Key]
+    workdir: Path
+    concurrency: int
+    warm_up: float
+    window: float
+
+    def bare(self) -> dict[str, float]:
+        keys_file = self.workdir / "keys.json"
+        keys_file.write_text(json.dumps(self.keys))
+        budget = max(120.0, 4 * self.warm_up) + self.window + 30
+        with procs.bare_loop(self.emu.url, keys_file, self.concurrency, budget) as bare:
+            _warm_up(self.emu.url, bare.pid, len(self.keys), self.warm_up)
+            return _measure(self.emu, bare.pid, self.window)
+
+    def daemon(self, workdir: Path, where: dict[str, Any]) -> dict[str, float]:
+        """The daemon with its state at `where` (a `state` section), the keys tracked."""
+        workdir.mkdir()
+        with procs.daemon(
+            workdir,
+            self.emu.url,
+            state=state.tracked(where, self.keys),
+            # One GetInvalidation per pair, like the bare loop: no listings.
+            poll={"interval_seconds": INTERVAL, "concurrency": self.concurrency, "batch": False},
+            log_level="warning",
+        ) as daemon:
+            pid = daemon.proc.pid
+            _warm_up(self.emu.url, pid, len(self.keys), self.warm_up)
+            measured = _measure(self.emu, pid, self.window)
+            # Read back: the store measured is the one the daemon writes to.
+            return {**measured, "recorded": state.recorded(where)}
+
+
 def run(
     tracked: list[int],
     repetitions: int,
@@ -105,41 +147,29 @@ def run(
     warm_up: float,
     concurrency: int = 50,
     clients: tuple[str, ...] = ("daemon", "bare"),
+    postgres: state.Cluster | None = None,
 ) -> list[dict[str, Any]]:
+    """Clients: `daemon` (state in a SQLite file), `daemon-postgres` (in a database on
+    `postgres`, the server), `bare`."""
+    if "daemon-postgres" in clients and postgres is None:
+        raise ValueError("the daemon-postgres client needs a PostgreSQL server")
     rows = []
     for count in tracked:
         dists = math.ceil(count / PER_DISTRIBUTION)
         with procs.emulator(dists, "fixed:86400") as emu, tempfile.TemporaryDirectory() as tmp:
-            keys = asyncio.run(_hold(emu.url, count))
-            keys_file = Path(tmp) / "keys.json"
-            keys_file.write_text(json.dumps(keys))
+            keys = asyncio.run(hold(emu.url, count))
+            load = _Load(emu, keys, Path(tmp), concurrency, warm_up, window)
             reps: dict[str, list[dict[str, float]]] = {c: [] for c in clients}
-            for rep in range(repetitions):  # interleaved, so drift hits both clients alike
-                if "daemon" in clients:
-                    workdir = Path(tmp) / f"daemon-{rep}"
-                    workdir.mkdir()
-                    state = StateFile(workdir / "state.db")
-                    state.add(keys, "cli")
-                    state.close()
-                    with procs.daemon(
-                        workdir,
-                        emu.url,
-                        # One GetInvalidation per pair, like the bare loop: no listings.
-                        poll={
-                            "interval_seconds": INTERVAL,
-                            "concurrency": concurrency,
-                            "batch": False,
-                        },
-                        log_level="warning",
-                    ) as daemon:
-                        pid = daemon.proc.pid
-                        _warm_up(emu.url, pid, count, warm_up)
-                        reps["daemon"].append(_measure(emu, pid, window))
-                if "bare" in clients:
-                    budget = max(120.0, 4 * warm_up) + window + 30
-                    with procs.bare_loop(emu.url, keys_file, concurrency, budget) as bare:
-                        _warm_up(emu.url, bare.pid, count, warm_up)
-                        reps["bare"].append(_measure(emu, bare.pid, window))
+            for rep in range(repetitions):  # interleaved, so drift hits every client alike
+                for client in clients:
+                    workdir = Path(tmp) / f"{client}-{rep}"
+                    if client == "bare":
+                        reps[client].append(load.bare())
+                    elif client == "daemon-postgres" and postgres is not None:
+                        where = state.database(postgres, f"throughput_{count}_{rep}")
+                        reps[client].append(load.daemon(workdir, where))
+                    else:
+                        reps[client].append(load.daemon(workdir, state.file(workdir)))
             for client, runs in reps.items():
                 rows.append({"tracked": count, "client": client, **_median(runs), "runs": runs})
     return rows

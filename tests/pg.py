@@ -31,7 +31,7 @@ WAIT_SECONDS = 30
 COMMAND_SECONDS = 60
 
 
-def server_bindir() -> Path:
+def _bindir() -> Path | None:
     """Where initdb and pg_ctl are: `pg_config --bindir`, else Debian's newest version."""
     candidates = []
     if pg_config := shutil.which("pg_config"):
@@ -45,16 +45,28 @@ def server_bindir() -> Path:
     for directory in candidates:
         if all((Path(directory) / tool).is_file() for tool in ("initdb", "pg_ctl")):
             return Path(directory)
-    unavailable("PostgreSQL's server (initdb, pg_ctl) is not installed")
+    return None
+
+
+def missing() -> str | None:
+    """What keeps a cluster from running here, or None; the benchmark asks this too."""
+    if _bindir() is None:
+        return "PostgreSQL's server (initdb, pg_ctl) is not installed"
+    if os.geteuid() != 0:
+        return None
+    if shutil.which("runuser") is None:
+        return "runuser is not installed"
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        return "the postgres user does not exist"
+    return None
 
 
 def _as_server_user() -> list[str]:
-    if os.geteuid() != 0:
-        return []
+    """As root, PostgreSQL's programs run as the `postgres` user."""
     runuser = shutil.which("runuser")
-    if runuser is None:
-        unavailable("runuser is not installed")
-    return [runuser, "-u", "postgres", "--"]
+    return [runuser, "-u", "postgres", "--"] if os.geteuid() == 0 and runuser else []
 
 
 class Cluster:
@@ -63,18 +75,18 @@ class Cluster:
     standby of it instead: a base backup that streams from it and serves reads only."""
 
     def __init__(self, primary: Cluster | None = None) -> None:
+        if reason := missing():
+            unavailable(reason)
         self.primary = primary
-        self.bindir = server_bindir()
+        bindir = _bindir()
+        assert bindir is not None
+        self.bindir = bindir
         self.port = free_port()
         self._prefix = _as_server_user()
         self.root = Path(tempfile.mkdtemp(prefix="pg-test-"))
         self.data = self.root / "data"
         if self._prefix:
-            try:
-                owner = pwd.getpwnam("postgres")
-            except KeyError:
-                shutil.rmtree(self.root)
-                unavailable("the postgres user does not exist")
+            owner = pwd.getpwnam("postgres")
             os.chown(self.root, owner.pw_uid, owner.pw_gid)
 
     @property

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bench import run
+from bench import run, state
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +35,8 @@ TINY = [
     "--storm-tracked", "200",
     "--storm-scrapers", "10",
     "--storm-interval", "2",
+    "--failover-kills", "2",
+    "--lease-seconds", "3",
 ]  # fmt: skip
 
 POLICY_FIGURES = {
@@ -82,6 +85,8 @@ def test_tiny_benchmark_reports_every_figure(
             assert _number(row[name], float) and row[name] >= 0, (name, row)
         assert row["calls_per_second"] > 0
         assert len(row["runs"]) == 1
+    # The daemon's store holds every pair's first sighting: it wrote while measured.
+    assert rows[40, "daemon"]["recorded"] == 40
     assert _number(results["ratios"]["40"], float)
     assert _number(results["memory"]["rss_mb"], float) and results["memory"]["rss_mb"] > 0
 
@@ -123,6 +128,52 @@ def test_tiny_benchmark_reports_every_figure(
     assert "| scenario | policy |" in printed
     assert "| waiters | long polls |" in printed
     assert "| window | s | API calls/s |" in printed
+    if reason := state.missing():
+        assert results["skipped"] == {"postgres": reason, "failover": reason}
+        return
+    assert_postgres_and_failover(results, printed)
+
+
+def assert_postgres_and_failover(results: dict[str, Any], printed: str) -> None:
+    pg = results["postgres"]
+    assert pg["tracked"] == 40
+    assert [r["client"] for r in pg["rows"]] == ["daemon", "daemon-postgres"]
+    for row in pg["rows"]:
+        assert _number(row["calls_per_second"], float) and row["calls_per_second"] > 0, row
+        assert len(row["runs"]) == 1
+        assert row["recorded"] == 40, row  # written to the store under test, either kind
+    assert _number(pg["ratio"], float) and pg["ratio"] > 0
+    assert "**PostgreSQL / SQLite**" in printed
+
+    failover = results["failover"]
+    assert failover["kills"] == 2 and failover["lease_seconds"] == 3.0
+    assert failover["goal_s"] is None  # the goal is for the default lease only
+    assert len(failover["samples_s"]) == 2
+    # The time a survivor needs: the lease left (up to 3 s), a renewal round, a poll.
+    assert all(0 < sample < 60 for sample in failover["samples_s"]), failover
+    assert failover["max_s"] == max(failover["samples_s"])
+    assert min(failover["samples_s"]) <= failover["p50_s"] <= failover["max_s"]
+    assert all(0 < left <= 3 for left in failover["lease_left_at_kill_s"]), failover
+    assert len(failover["lease_taken_after_s"]) == 2
+    assert failover["answered_not_ok"] == 0
+    assert "## Failover (2 kills)" in printed
+
+
+def test_without_postgresql_its_parts_are_skipped_with_a_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(state, "missing", lambda: "PostgreSQL's server is not installed")
+    output = tmp_path / "latest.json"
+    argv = ["--only", "failover", "--only", "postgres", "--output", str(output)]
+    assert run.main(argv) == 0
+    reason = "PostgreSQL's server is not installed"
+    assert json.loads(output.read_text())["skipped"] == {"failover": reason, "postgres": reason}
+    printed = capsys.readouterr()
+    assert printed.err.splitlines() == [
+        f"bench: failover skipped: {reason}",
+        f"bench: postgres skipped: {reason}",
+    ]
+    assert f"- failover skipped: {reason}." in printed.out
 
 
 def test_bad_tracked_list_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -130,3 +181,11 @@ def test_bad_tracked_list_is_one_line(capsys: pytest.CaptureFixture[str]) -> Non
         run.main(["--tracked", "10,x"])
     assert exit_.value.code == 2
     assert "'10,x' is not a comma-separated list of counts" in capsys.readouterr().err
+
+
+def test_a_lease_the_daemon_would_refuse_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run.main(["--only", "failover", "--lease-seconds", "1"])
+    assert exit_.value.code == 2
+    [line] = [x for x in capsys.readouterr().err.splitlines() if "error" in x]
+    assert "'1': Input should be greater than or equal to 3 (state.lease_seconds)" in line

@@ -24,7 +24,7 @@ from monitor.cli import exits, remote
 from monitor.cli.errors import Parser, Refused, reported
 from monitor.cli.state import NothingStored, add_location, config_of, opened, settings_of
 from monitor.config import AccountConfig, Config, ConfigError, parse_key
-from monitor.invalidation import DEFAULT_ACCOUNT, Invalidation, Key
+from monitor.invalidation import DEFAULT_ACCOUNT, Invalidation, Key, Origin
 from monitor.table import render
 from monitor.transition import Transition
 
@@ -109,6 +109,7 @@ def _invalidation_json(inv: Invalidation) -> dict[str, Any]:
         "last_error": inv.last_error,
         "consecutive_failures": inv.failures,
         "stuck": inv.stuck,
+        **_origin_json(inv.origin),
     }
     for name in stamps:
         value = getattr(inv, name)
@@ -117,7 +118,19 @@ def _invalidation_json(inv: Invalidation) -> dict[str, Any]:
     return record
 
 
-def _transition_json(t: Transition) -> dict[str, Any]:
+def _origin_json(origin: Origin) -> dict[str, Any]:
+    paths = None if origin.paths is None else list(origin.paths)
+    return {"creator": origin.creator, "paths": paths}
+
+
+def _paths(origin: Origin) -> str:
+    """How many paths, and how many of them wildcards (counted apart by CloudFront)."""
+    if origin.paths is None:
+        return "-"
+    return f"{len(origin.paths)} ({origin.wildcards} wildcard)"
+
+
+def _transition_json(t: Transition, origin: Origin) -> dict[str, Any]:
     return {
         "distribution_id": t.key.distribution_id,
         "invalidation_id": t.key.invalidation_id,
@@ -129,6 +142,7 @@ def _transition_json(t: Transition) -> dict[str, Any]:
         "create_time_epoch": t.create_time,
         "latency_seconds": t.latency_seconds,
         "latency_uncertainty_seconds": t.latency_uncertainty_seconds,
+        **_origin_json(origin),
     }
 
 
@@ -214,6 +228,8 @@ def _list(argv: list[str]) -> int:
         "AGE",
         "LAST POLLED",
         "SOURCE",
+        "CREATOR",
+        "PATHS",
     )
     table: list[tuple[str, ...]] = [
         (
@@ -223,6 +239,8 @@ def _list(argv: list[str]) -> int:
             _age(r.age(now)),
             "-" if r.last_polled is None else f"{_age(now - r.last_polled)} ago",
             r.source,
+            r.creator or "-",
+            _paths(r.origin),
         )
         for r in rows
     ]
@@ -246,25 +264,23 @@ def _history(argv: list[str]) -> int:
             args.id is None or key.invalidation_id == args.id
         )
 
-    async def recorded() -> list[Transition]:
+    async def recorded() -> tuple[list[Transition], dict[Key, Origin]]:
         async with opened(settings, read_only=True) as store:
             moves = [t for t in await store.history() if wanted(t.key)]
-            if (
-                args.id is not None
-                and not moves
-                and not any(wanted(inv.key) for inv in await store.all())
-            ):
+            origins = {inv.key: inv.origin for inv in await store.all() if wanted(inv.key)}
+            if args.id is not None and not moves and not origins:
                 where = f" of {scope}" if scope else ""
                 raise Refused(f"invalidation {args.id}{where} is neither tracked nor recorded")
-            return moves
+            return moves, origins
 
-    moves = asyncio.run(recorded())
+    moves, origins = asyncio.run(recorded())
     if args.output == "json":
-        sys.stdout.write(json.dumps([_transition_json(t) for t in moves], indent=2) + "\n")
+        records = [_transition_json(t, origins.get(t.key, Origin())) for t in moves]
+        sys.stdout.write(json.dumps(records, indent=2) + "\n")
         return exits.OK
     sys.stdout.write(
         render(
-            ("OBSERVED", "DISTRIBUTION", "INVALIDATION", "FROM", "TO", "LATENCY"),
+            ("OBSERVED", "DISTRIBUTION", "INVALIDATION", "FROM", "TO", "LATENCY", "CREATOR"),
             [
                 (
                     _iso(t.observed_at) or "-",
@@ -273,6 +289,7 @@ def _history(argv: list[str]) -> int:
                     t.from_status or "-",
                     t.to_status,
                     _latency(t),
+                    origins.get(t.key, Origin()).creator or "-",
                 )
                 for t in moves
             ],

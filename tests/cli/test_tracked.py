@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from monitor import cli
-from monitor.invalidation import Key
+from monitor.invalidation import Key, Origin
 from monitor.store.sqlite import StateFile
 from monitor.table import render
 from monitor.transition import Observation, Policy, fail, observe
@@ -49,11 +49,38 @@ def test_track_is_idempotent_and_list_shows_it(tmp_path: Path, capsys: Any) -> N
         "LAST",
         "POLLED",
         "SOURCE",
+        "CREATOR",
+        "PATHS",
     ]
-    assert table[1].split() == [D, INV, "Pending", "-", "-", "cli"]
+    assert table[1].split() == [D, INV, "Pending", "-", "-", "cli", "-", "-"]
     assert cli.main(["list", "--state", state, "--output", "json"]) == 0
     [row] = json.loads(capsys.readouterr().out)
     assert row["distribution_id"] == D and row["source"] == "cli" and row["status"] is None
+
+
+def test_list_and_history_show_who_created_a_pair_and_what_it_invalidates(
+    tmp_path: Path, capsys: Any
+) -> None:
+    state = tmp_path / "m.db"
+    creator = "arn:aws:iam::123456789012:role/deploy"
+    origin = Origin(creator, ("/index.html", "/app/*", "/img/*"))
+    policy = Policy(interval_seconds=20, max_failures=3, stuck_after_seconds=900)
+    with closing(StateFile(state)) as tool:
+        tool.add([Key(D, INV)], "event", origins={Key(D, INV): origin})
+        [pending] = tool.all()
+        tool.apply([observe(pending, Observation("InProgress", T0, T0 + 5, T0 + 5), policy)])
+    assert cli.main(["list", "--state", str(state), "--active"]) == 0
+    [_, row] = capsys.readouterr().out.splitlines()
+    assert row.split()[-5:] == ["event", creator, "3", "(2", "wildcard)"]
+    assert cli.main(["list", "--state", str(state), "--output", "json"]) == 0
+    [record] = json.loads(capsys.readouterr().out)
+    assert (record["creator"], record["paths"]) == (creator, list(origin.paths))
+    assert cli.main(["history", "--state", str(state), "--id", INV]) == 0
+    header, moved = capsys.readouterr().out.splitlines()
+    assert header.split()[-1] == "CREATOR" and moved.split()[-1] == creator
+    assert cli.main(["history", "--state", str(state), "--output", "json"]) == 0
+    [transition] = json.loads(capsys.readouterr().out)
+    assert (transition["creator"], transition["paths"]) == (creator, list(origin.paths))
 
 
 def test_tenant_scoped_track(tmp_path: Path, capsys: Any) -> None:
@@ -275,9 +302,10 @@ def test_track_and_untrack_on_a_running_daemon(
         uncertainty = moves[-1]["latency_uncertainty_seconds"]
         assert 0 < uncertainty <= moves[-1]["latency_seconds"]
         table = run("history", "--config", str(config), "--id", inv).stdout.splitlines()
-        assert table[-1].split()[-2:] == [
+        assert table[-1].split()[-3:] == [
             f"{moves[-1]['latency_seconds']:.1f}s",
             f"±{uncertainty:.1f}s",
+            "-",  # tracked by the command line: no creator known
         ]
         listed = json.loads(run("list", "--config", str(config), "--output", "json").stdout)
         assert [(r["invalidation_id"], r["status"]) for r in listed] == [(inv, "Completed")]

@@ -33,6 +33,7 @@ WAIT_SECONDS = 20  # SQS's longest long poll
 BATCH = 10  # SQS's largest receive
 BACKOFF_SECONDS = 30.0  # the longest pause between two failed receives
 STANDBY_SECONDS = 1.0  # how often a standby replica looks whether it took the lease
+INSPECT_SECONDS = 60.0  # how often the holder reads the queue's backlog
 OUTCOMES = (
     "tracked",
     "known",
@@ -61,6 +62,8 @@ class EventIntake:
         self._metrics = metrics
         self._health = health
         self._logged: set[str] = set()  # kinds of ignored message already logged
+        self._inspected_at = -float("inf")  # monotonic
+        self._inspect_failed = False  # logged once until it works again
         self._log = get_logger()
         for outcome in OUTCOMES:  # at 0 from the start: increase() sees the first
             metrics.event_messages.labels(account, outcome)
@@ -74,6 +77,7 @@ class EventIntake:
             if not self._poller.holds(self.account):
                 await asyncio.sleep(STANDBY_SECONDS)  # another replica takes the events
                 continue
+            await self._inspect()
             try:
                 answer = await self._sqs.receive_message(
                     QueueUrl=self._queue_url,
@@ -110,6 +114,37 @@ class EventIntake:
                         error=f"{type(error).__name__}: {error}"[:200],
                     )
                     await asyncio.sleep(BACKOFF_SECONDS)
+
+    async def _inspect(self) -> None:
+        """The queue's backlog, for the gauge; once, whether it has a dead-letter queue:
+        without one, a message that keeps failing returns until SQS's retention drops it.
+        Not a sign of blindness (receiving is): a failure is only logged."""
+        now = asyncio.get_running_loop().time()
+        if now - self._inspected_at < INSPECT_SECONDS:
+            return
+        first = self._inspected_at == -float("inf")
+        self._inspected_at = now
+        try:
+            answer = await self._sqs.get_queue_attributes(
+                QueueUrl=self._queue_url,
+                AttributeNames=["ApproximateNumberOfMessages", "RedrivePolicy"],
+            )
+        except (ClientError, BotoCoreError, OSError, TimeoutError) as error:
+            if not self._inspect_failed:
+                self._inspect_failed = True
+                self._log.warning(
+                    "event_queue_inspect_failed",
+                    account=self.account,
+                    error=f"{type(error).__name__}: {error}"[:200],
+                )
+            return
+        self._inspect_failed = False
+        attributes = answer.get("Attributes") or {}
+        backlog = str(attributes.get("ApproximateNumberOfMessages", ""))
+        if backlog.isdigit():
+            self._metrics.event_queue_messages.labels(self.account).set(int(backlog))
+        if first and "RedrivePolicy" not in attributes:
+            self._log.warning("event_queue_without_dead_letter", account=self.account)
 
     async def take(self, messages: list[dict[str, Any]]) -> None:
         """Track what the messages created, then delete the messages dealt with."""

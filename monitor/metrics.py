@@ -255,6 +255,13 @@ class Metrics:
             ["account", "outcome"],
             registry=r,
         )
+        self.event_queue_messages = Gauge(
+            "cloudfront_invalidation_monitor_event_queue_messages",
+            "Messages waiting on an account's event queue, as SQS last counted them (a backlog"
+            " that grows: the daemon takes them slower than they come)",
+            ["account"],
+            registry=r,
+        )
         self.active = Gauge(
             "cloudfront_invalidation_monitor_active",
             "1 on the replica that polls the account (holds its lease), 0 on those standing by",

@@ -306,3 +306,48 @@ async def test_a_standby_replica_leaves_the_queue_to_the_one_holding_the_lease(
         finally:
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
+
+
+def test_the_queue_backlog_is_measured_and_a_queue_without_dead_letters_is_named(
+    publishing: ThreadedEmulator, moto: Moto, queue: tuple[Any, str], tmp_path: Path
+) -> None:
+    sqs, url = queue
+    dist = publishing.call(lambda: publishing.emulator.create_distribution().id)
+    for n in range(3):  # waiting before the daemon starts: its first look counts them
+        sqs.send_message(QueueUrl=url, MessageBody=_event(f"IBACKLOG00000{n}", dist))
+    daemon = Daemon(config_for(tmp_path, publishing, moto, url))
+    try:
+        daemon.wait_ready()
+        backlog = "cloudfront_invalidation_monitor_event_queue_messages"
+        wait_for(lambda: metric_value(daemon.metrics(), backlog, account="default") == 3)
+        wait_for(lambda: _left(queue) == 0)
+        assert [e["account"] for e in daemon.events("event_queue_without_dead_letter")] == [
+            "default"
+        ]
+        assert daemon.stop() == 0
+    finally:
+        daemon.stop(signal.SIGKILL)
+
+
+def test_a_queue_with_a_dead_letter_queue_gets_no_warning(
+    publishing: ThreadedEmulator, moto: Moto, tmp_path: Path
+) -> None:
+    sqs = boto3.client("sqs", endpoint_url=moto.url, **SQS)
+    name = f"dead-{time.monotonic_ns()}"
+    dead = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]
+    redrive = json.dumps({"deadLetterTargetArn": arn["QueueArn"], "maxReceiveCount": 5})
+    url = sqs.create_queue(QueueName=f"live-{name}", Attributes={"RedrivePolicy": redrive})[
+        "QueueUrl"
+    ]
+    daemon = Daemon(config_for(tmp_path, publishing, moto, url))
+    try:
+        daemon.wait_ready()
+        backlog = "cloudfront_invalidation_monitor_event_queue_messages"
+        wait_for(lambda: metric_value(daemon.metrics(), backlog, account="default") == 0)
+        assert not daemon.events("event_queue_without_dead_letter")
+        assert daemon.stop() == 0
+    finally:
+        daemon.stop(signal.SIGKILL)
+        sqs.delete_queue(QueueUrl=url)
+        sqs.delete_queue(QueueUrl=dead)

@@ -26,6 +26,8 @@ from monitor.invalidation import (
     COMPLETED,
     DEFAULT_ACCOUNT,
     IN_PROGRESS,
+    MAX_PATH_LENGTH,
+    MAX_PATHS,
     Invalidation,
     Key,
     Origin,
@@ -79,8 +81,8 @@ class Registration(TrackedPair):
 
     account: AccountName | None = None
     creator: str | None = Field(default=None, min_length=1, max_length=2048)
-    paths: list[Annotated[str, Field(min_length=1, max_length=4096)]] | None = Field(
-        default=None, min_length=1, max_length=3000
+    paths: list[Annotated[str, Field(min_length=1, max_length=MAX_PATH_LENGTH)]] | None = Field(
+        default=None, min_length=1, max_length=MAX_PATHS
     )
 
 

@@ -23,7 +23,7 @@ from monitor.attempts import refusal
 from monitor.clock import Clock
 from monitor.config import AccountConfig, AwsConfig, Config
 from monitor.credentials import AssumeRoleError, session_for
-from monitor.invalidation import DEFAULT_ACCOUNT, RESOURCE_ID, Key
+from monitor.invalidation import DEFAULT_ACCOUNT, RESOURCE_ID, Key, accepted_paths
 from monitor.ratelimit import TokenBucket
 from monitor.transition import Observation
 
@@ -132,9 +132,7 @@ class CloudFront:
         items = (
             ((answer.get("Invalidation") or {}).get("InvalidationBatch") or {}).get("Paths") or {}
         ).get("Items")
-        if not isinstance(items, list) or not all(isinstance(path, str) for path in items):
-            return None
-        return tuple(items)
+        return accepted_paths(items)
 
     async def invalidation_pages(
         self, distribution_id: str, max_pages: int

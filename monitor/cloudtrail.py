@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from monitor.invalidation import Key, Origin
+from monitor.invalidation import Key, Origin, accepted_paths
 
 # The event name, and the request parameter that names the scope (distribution or tenant).
 SCOPES = {
@@ -97,8 +97,8 @@ def _paths(detail: dict[str, Any], created: Any) -> tuple[str, ...] | None:
             items = _field(source, "invalidationBatch", "paths", "items")
         except NotCreated:
             continue
-        if isinstance(items, list) and all(isinstance(path, str) for path in items):
-            return tuple(items)
+        if (paths := accepted_paths(items)) is not None:
+            return paths
     return None
 
 

@@ -55,6 +55,21 @@ def valid_scope(distribution_id: str) -> bool:
     return bool(scope.fullmatch(distribution_id))
 
 
+# CloudFront takes at most 3,000 paths in one invalidation, each at most 4,096 characters:
+# a list beyond that is not one CloudFront accepted, and is not stored.
+MAX_PATHS = 3000
+MAX_PATH_LENGTH = 4096
+
+
+def accepted_paths(items: object) -> tuple[str, ...] | None:
+    """The paths of an answer or an event, if they are paths CloudFront could have taken."""
+    if not isinstance(items, list) or not 0 < len(items) <= MAX_PATHS:
+        return None
+    if not all(isinstance(path, str) and 0 < len(path) <= MAX_PATH_LENGTH for path in items):
+        return None
+    return tuple(items)
+
+
 class Origin(NamedTuple):
     """Who created an invalidation and what it invalidates, when known (an event says;
     a GetInvalidation can tell the paths)."""

@@ -115,6 +115,21 @@ def test_without_a_creator_or_paths_the_pair_is_still_there() -> None:
     assert parse(json.dumps(event)).origin[:2] == (None, None)
 
 
+def test_paths_no_invalidation_could_hold_are_not_kept() -> None:
+    """CloudFront takes at most 3,000 paths of at most 4,096 characters: an event that
+    says otherwise still tracks its pair, without paths to store."""
+    event = fixture("CreateInvalidation")
+    del event["detail"]["requestParameters"]["invalidationBatch"]
+    batch = event["detail"]["responseElements"]["invalidation"]["invalidationBatch"]
+    batch["paths"]["items"] = [f"/p{n}" for n in range(3000)]
+    assert len(parse(json.dumps(event)).origin.paths or ()) == 3000
+    for items in ([f"/p{n}" for n in range(3001)], ["/" + "a" * 4096], [], ["/a", ""]):
+        batch["paths"]["items"] = items
+        created = parse(json.dumps(event))
+        assert created.key == Key("EDFDVBD6EXAMPLE", "I2J0I21PCUYOIK")
+        assert created.origin.paths is None
+
+
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda inner: (

@@ -124,7 +124,7 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
     observer = Observed(tools.metrics, tools.health, tools.odd)
     try:
         clients = await stack.enter_async_context(open_accounts(config, observer, tools.clock))
-    except BotoCoreError as error:  # an unknown profile, say
+    except BotoCoreError as error:  # an AWS config file botocore cannot read, say
         raise ConfigError(f"aws: {error}") from None
     for name, client in clients.items():
         tools.metrics.rate_limit.labels(name).set_function(client.rate)

@@ -75,13 +75,26 @@ def unknown_profile(tmp_path: Path, _: ExitStack) -> tuple[Path, str, int]:
     return path, "accounts.0.profile: no profile 'no-such-profile'", exits.CONFIG
 
 
-@pytest.mark.parametrize("failure", [not_a_database, port_taken, bad_config, unknown_profile])
+def unreadable_aws_config(tmp_path: Path, _: ExitStack) -> tuple[Path, str, int]:
+    """botocore's own refusal of the AWS config file, met when the clients open."""
+    return config(tmp_path), "config error: aws: Unable to parse config file", exits.CONFIG
+
+
+FAILURES = [not_a_database, port_taken, bad_config, unknown_profile, unreadable_aws_config]
+
+
+@pytest.mark.parametrize("failure", FAILURES)
 def test_a_failed_start_is_one_line_on_stderr_and_one_json_line_on_stdout(
     tmp_path: Path, failure: Failure
 ) -> None:
+    env = {}
+    if failure is unreadable_aws_config:
+        broken = tmp_path / "aws-config"
+        broken.write_text("[default\nregion = us-east-1\n")  # an unclosed section
+        env["AWS_CONFIG_FILE"] = str(broken)
     with ExitStack() as held:
         path, reason, status = failure(tmp_path, held)
-        code, lines, stderr = run(path)
+        code, lines, stderr = run(path, **env)
     assert code == status
     [line] = stderr.splitlines()
     assert line.startswith("cloudfront-invalidation-monitor: ") and reason in line, line

@@ -87,6 +87,12 @@ class Service:
         config, tools = self.config, self.tools
         self._parts = parts = await wiring.build(config, tools, stack)
         self.port = parts.endpoint.port
+        for account, key in await wiring.track_configured(parts.store, config):
+            self._log.info(
+                "invalidation_tracked", **key._asdict(), source="config", account=account
+            )
+        await parts.poller.load()
+        tools.health.loaded()
         if parts.leases is not None:
             # Released after the last write (the poller stops first), before the store
             # closes: a standby takes over at once rather than after the lease expires.

@@ -24,7 +24,6 @@ from monitor.events import EventIntake, open_queue
 from monitor.health import Health
 from monitor.invalidation import Key
 from monitor.lease import LeaseKeeper, Leases
-from monitor.logs import get_logger
 from monitor.metrics import Metrics
 from monitor.oddities import OddAnswers
 from monitor.poller import Poller
@@ -113,14 +112,10 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
             stack.callback(lock.release)
         store = await open_store(config.state)
         stack.push_async_callback(store.close)
-        configured = await track_configured(store, config)
     except StoreNotWritable:
         raise  # a status of its own: no restart helps (monitor/cli/run.py)
     except StoreError as error:
         raise StartupError(str(error)) from None
-    log = get_logger()
-    for account, key in configured:
-        log.info("invalidation_tracked", **key._asdict(), source="config", account=account)
     observer = Observed(tools.metrics, tools.health, tools.odd)
     try:
         clients = await stack.enter_async_context(open_accounts(config, observer, tools.clock))
@@ -159,8 +154,6 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
             await changed(account, False)  # standing by until the first round says
         else:
             tools.metrics.active.labels(account).set(1)
-    await poller.load()
-    tools.health.loaded()
     quotas = {a.name: a.quota for a in config.account_list() if a.quota is not None}
     # A copy taken at once (one C-level call under the GIL): /metrics renders on a thread,
     # while the event loop changes the tracked set.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -36,7 +37,7 @@ from monitor.invalidation import (
 from monitor.logs import get_logger
 from monitor.metrics import Metrics
 from monitor.poller import Poller
-from monitor.store import Store
+from monitor.store import Store, StoreError
 from monitor.transition import Transition
 from monitor.waiters import Closing, Full, Waiters
 
@@ -96,11 +97,8 @@ class Api:
         tokens: Tokens | None,
         read_requires_token: bool,
         metrics: Metrics,
-        reread_seconds: float | None = None,
     ) -> None:
         self._poller = poller
-        # A store shared with replicas: what another replica records wakes no waiter here.
-        self._reread_seconds = reread_seconds
         self._waiters_refused = metrics.http_refused.labels("waiters")
         self._store = store
         self._waiters = waiters
@@ -157,9 +155,10 @@ class Api:
             raise Refusal(400, "invalid", "account is only taken with wait", "account")
         if wait is None:
             return await self._answer(key, 200)
+        track = None
         if not await self._store.get([key]):
-            await self._track_to_wait(request, key, query.get("account"))
-        return await self._wait(key, wait)
+            track = functools.partial(self._track_to_wait, request, key, query.get("account"))
+        return await self._wait(key, wait, track)
 
     async def _list(self, request: web.Request) -> web.Response:
         query = _no_query(request, ("status", "distribution_id", "limit", "cursor"))
@@ -208,11 +207,17 @@ class Api:
         await asyncio.shield(self._poller.track([key], SOURCE, tracked))
         self._wrote(request, caller, key, 200)
 
-    async def _wait(self, key: Key, seconds: float) -> web.Response:
+    async def _wait(
+        self, key: Key, seconds: float, track: Callable[[], Awaitable[None]] | None = None
+    ) -> web.Response:
+        """`track`: the pair is not tracked yet; done once a waiter's place is taken, so
+        that a wait refused for want of one writes nothing."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         try:
             with self._waiters.watch(key) as watch:
+                if track is not None:
+                    await track()
                 while True:
                     found = await self._store.get([key])
                     if not found:
@@ -222,9 +227,7 @@ class Api:
                     if inv.status == COMPLETED or inv.gave_up or left <= 0:
                         history = await self._store.history(key)
                         return web.json_response(pair_json(inv, history))
-                    await watch.changed(
-                        left if self._reread_seconds is None else min(left, self._reread_seconds)
-                    )
+                    await watch.changed(left)
         except Full:
             self._waiters_refused.inc()
             raise Refusal(
@@ -302,6 +305,14 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         return await handler(request)
     except Refusal as refusal:
         return refusal.response()
+    except StoreError:  # the store counts and logs its own failures, and readiness says so
+        return Refusal(
+            503,
+            "state_unavailable",
+            "the state store cannot be reached now; ask again shortly",
+            None,
+            {"Retry-After": str(RETRY_AFTER_SECONDS)},
+        ).response()
     except web.HTTPException as error:
         if error.status < 400:
             raise

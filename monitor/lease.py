@@ -5,7 +5,7 @@ replica holding its lease polls, discovers and takes events; the others stand by
 nothing, and take the lease over once it expires. The store fences every write of poll
 results with the lease (in the same transaction), so a replica that lost it (paused,
 partitioned) records nothing after another took over. With a state file (SQLite) there is
-one daemon per file, which holds every account's lease for good.
+one daemon per file and no keeper: it polls every account.
 """
 
 from __future__ import annotations
@@ -29,16 +29,6 @@ class Leases(Protocol):
     async def release(self, account: str) -> None:
         """Give it up (at shutdown), so a standby need not wait for it to expire."""
         ...
-
-
-class Sole:
-    """One daemon for the state: every account is its own, always."""
-
-    async def hold(self, account: str, seconds: float) -> int | None:
-        return 0
-
-    async def release(self, account: str) -> None:
-        return None
 
 
 class LeaseKeeper:
@@ -85,36 +75,49 @@ class LeaseKeeper:
 
     async def round(self) -> None:
         for account in self._accounts:
-            known = account in self._held or account in self._refused
             try:
-                # Bounded: a renewal stuck on a lost connection must not keep us polling.
-                epoch = await asyncio.wait_for(
-                    self._leases.hold(account, self._lease_seconds), self.every
-                )
+                await self._renew(account)
             except Exception as error:
-                # Not renewed: ours until the store would let it expire, minus a renewal's
-                # worth, so that we stop before anyone else can start.
-                since = self._clock() - self._held.get(account, -float("inf"))
-                held = since < self._lease_seconds - self.every
-                fresh = False
-                reason = str(error) or type(error).__name__
-                self._log.warning("lease_renewal_failed", account=account, error=reason)
-            else:
-                held = epoch is not None
-                # Held at a new epoch: another replica held it in between, and wrote.
-                fresh = held and (account not in self._held or self._epochs.get(account) != epoch)
-                if epoch is not None:
-                    self._held[account] = self._clock()  # renewed as of now
-                    self._epochs[account] = epoch
-            self._refused.discard(account)
-            if held:
-                if fresh:
-                    self._log.info("lease_acquired", account=account, epoch=epoch)
-                    await self._changed(account, True)
-            elif known:
+                # Taking it over failed half-way (the state unreadable as the poller loaded
+                # it): not ours yet, and asked afresh next round, rather than a keeper that
+                # stops renewing for good.
                 self._held.pop(account, None)
-                self._log.warning("lease_lost", account=account)
-                await self._changed(account, False)
+                self._epochs.pop(account, None)
+                reason = str(error) or type(error).__name__
+                self._log.warning("lease_change_failed", account=account, error=reason)
+
+    async def _renew(self, account: str) -> None:
+        known = account in self._held or account in self._refused
+        asked = self._clock()  # before the round trip: the lease runs from no later than this
+        try:
+            # Bounded: a renewal stuck on a lost connection must not keep us polling.
+            epoch = await asyncio.wait_for(
+                self._leases.hold(account, self._lease_seconds), self.every
+            )
+        except Exception as error:
+            # Not renewed: ours until the store would let it expire, minus a renewal's
+            # worth, so that we stop before anyone else can start.
+            since = self._clock() - self._held.get(account, -float("inf"))
+            held = since < self._lease_seconds - self.every
+            fresh = False
+            reason = str(error) or type(error).__name__
+            self._log.warning("lease_renewal_failed", account=account, error=reason)
+        else:
+            held = epoch is not None
+            # Held at a new epoch: another replica held it in between, and wrote.
+            fresh = held and (account not in self._held or self._epochs.get(account) != epoch)
+            if epoch is not None:
+                self._held[account] = asked
+                self._epochs[account] = epoch
+        self._refused.discard(account)
+        if held:
+            if fresh:
+                self._log.info("lease_acquired", account=account, epoch=epoch)
+                await self._changed(account, True)
+        elif known:
+            self._held.pop(account, None)
+            self._log.warning("lease_lost", account=account)
+            await self._changed(account, False)
 
     async def release(self) -> None:
         for account in list(self._held):

@@ -82,7 +82,10 @@ class Poller:
         """The tracked pairs this replica polls."""
         if self._accounts is None:
             return iter(self._tracked)
-        return (inv for inv in self._tracked if inv.account in self._accounts)
+        # Copied at once (list() of a dict's values is one C-level call): /metrics iterates
+        # this on its rendering thread while the event loop changes the tracked set.
+        accounts = frozenset(self._accounts)
+        return (inv for inv in list(self._tracked) if inv.account in accounts)
 
     def accounts(self) -> set[str] | None:
         return self._accounts
@@ -97,7 +100,11 @@ class Poller:
             self._accounts = set()
         if held:
             self._accounts.add(account)
-            await self.load(announce=True)
+            try:
+                await self.load(announce=True)
+            except BaseException:
+                self._accounts.discard(account)  # not polled on a state it could not read
+                raise
         else:
             self._accounts.discard(account)
             self._health.tracking(self._polled())

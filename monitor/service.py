@@ -120,6 +120,7 @@ class Service:
         tools.health.scheduling(True)
         stack.callback(scheduler.shutdown, wait=False)
         self._tasks.start(self._watch_clock(), "clock")
+        self._tasks.start(parts.waiters.follow(parts.store), "waiters")
         if parts.leases is not None:
             self._tasks.start(parts.leases.run(), "leases")
         for intake in parts.intakes:

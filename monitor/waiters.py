@@ -1,9 +1,12 @@
 """Long polls waiting for a pair's state to change, woken by the recorder.
 
 The recorder tells `Waiters.recorded` what each commit made durable, after the commit:
-it only sets events, so it never waits for a waiter. A waiter re-reads the pair from the
-store when woken, so what it answers is what was written. Their number is bounded, and
-closing wakes every one of them to answer before the endpoint stops.
+it only sets events, so it never waits for a waiter. What others write (another replica
+sharing the state, `untrack` on the command line) no recorder here sees: `follow` reads
+every watched pair in one query a second and wakes those that reached an end. A waiter
+re-reads its pair from the store when woken, so what it answers is what was written.
+Their number is bounded, and closing wakes every one of them to answer before the
+endpoint stops.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 
-from monitor.invalidation import Key
+from monitor.invalidation import COMPLETED, Key
+from monitor.store import Store, StoreError
 from monitor.transition import Transition
 
 LATEST = 50  # transitions kept for the status page
+FOLLOW_SECONDS = 1.0  # how soon a long poll answers what another process wrote
 
 
 class Full(Exception):
@@ -89,6 +94,23 @@ class Waiters:
             watches.discard(watch)
             if not watches:
                 del self._watches[key]
+
+    async def follow(self, store: Store, every: float = FOLLOW_SECONDS) -> None:
+        """Until cancelled: wake the waiters of pairs another process completed, gave up
+        or untracked. One read of every watched pair at a time, whatever their number."""
+        while True:
+            await asyncio.sleep(every)
+            watched = list(self._watches)
+            if not watched:
+                continue
+            try:
+                found = {inv.key: inv for inv in await store.get(watched)}
+            except StoreError:
+                continue  # the store's own failure counters and readiness say so
+            for key in watched:
+                inv = found.get(key)
+                if inv is None or inv.status == COMPLETED or inv.gave_up:
+                    self.wake(key)
 
     def close(self) -> None:
         """Shutdown: every waiter wakes and answers now."""

@@ -62,6 +62,7 @@ class Parts:
     paths: PathsFetcher | None  # quota.paths on for some account
     endpoint: Endpoint
     leases: LeaseKeeper | None  # a state shared by replicas; None: this daemon's alone
+    waiters: Waiters  # the API's long polls
 
 
 def instruments(config: Config, tick_seconds: float) -> Instruments:
@@ -94,10 +95,6 @@ class Observed(ApiObserver):
 
     def odd(self, account: str, kind: str, subject: str, **detail: object) -> None:
         self._odd.report(account, kind, subject, **detail)
-
-
-# A long poll on a shared state re-reads its pair this often: within a second of the write.
-SHARED_REREAD_SECONDS = 1.0
 
 
 async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Parts:
@@ -193,7 +190,6 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
         tokens,
         config.http.read_requires_token,
         tools.metrics,
-        reread_seconds=SHARED_REREAD_SECONDS if keeper is not None else None,
     )
     page = StatusPage(
         poller.pairs, poller.stuck_after_seconds, tools.health, tools.metrics, waiters
@@ -209,7 +205,7 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
             before_close=waiters.close,
         )
     )
-    return Parts(store, clients, poller, discoveries, intakes, paths, endpoint, keeper)
+    return Parts(store, clients, poller, discoveries, intakes, paths, endpoint, keeper, waiters)
 
 
 async def policy_for(config: Config, store: Store) -> Policy:

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from monitor.store.sqlite import StateFile
+from tests.pg import Cluster
 from tests.support import Daemon, Moto, free_port, http_get, wait_for, write_config
 from tests.webclient import OTHER_TOKEN, TOKEN, Answer, api_config, call
 
@@ -260,7 +261,12 @@ def test_one_long_poll_more_than_http_max_waiters_is_told_to_retry(
         third = call(f"{pair}?wait=120")
         assert third.status == 503 and third.error["code"] == "too_many_waiters"
         assert third.headers["Retry-After"] == "5"
-        refused = 'http_refused_total{reason="waiters"} 1.0'
+        # Refused, a wait that would have tracked its pair writes nothing either.
+        other = moto.create_invalidation(dist)
+        untracked = call(f"{daemon.url}{API}/{dist}/{other}?wait=120", token=TOKEN)
+        assert untracked.status == 503 and untracked.error["code"] == "too_many_waiters"
+        assert (dist, other) not in tracked(daemon)
+        refused = 'http_refused_total{reason="waiters"} 2.0'
         wait_for(lambda: refused in daemon.metrics())  # rendered at most once a second
         moto.set_status(dist, inv, "Completed")
         for waiter in waiters:
@@ -399,3 +405,28 @@ def test_the_api_of_replicas_on_postgresql_serves_one_shared_set(
         assert call(active.url + pair).status == 404
     finally:
         assert standby.stop() == 0 and active.stop() == 0
+
+
+def test_a_state_store_out_of_reach_is_a_json_503_to_retry(tmp_path: Path, moto: Moto) -> None:
+    with Cluster() as cluster:
+        config = api_config(tmp_path, moto.url)
+        settings = yaml.safe_load(config.read_text())
+        settings["state"] = {"url": cluster.url}
+        config.write_text(yaml.safe_dump(settings))
+        daemon = Daemon(config)
+        try:
+            daemon.wait_ready()
+            dist = moto.create_distribution()
+            inv = moto.create_invalidation(dist)
+            cluster.stop()
+            answer = register(daemon, dist, inv)
+            assert answer.status == 503 and answer.error["code"] == "state_unavailable"
+            assert answer.headers["Retry-After"] == "5"
+            read = call(f"{daemon.url}{API}/{dist}/{inv}")
+            assert read.status == 503 and read.error["code"] == "state_unavailable"
+            cluster.start()
+            wait_for(lambda: register(daemon, dist, inv).status == 201, timeout=60)
+            assert daemon.stop() == 0
+        finally:
+            daemon.stop(signal.SIGKILL)
+        assert "Traceback" not in daemon.stderr()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from monitor.lease import LeaseKeeper, Sole
+from monitor.lease import LeaseKeeper
 
 
 class Store:
@@ -120,6 +120,41 @@ async def test_a_lease_refused_on_write_or_taken_back_at_a_new_epoch_is_taken_af
     assert changes[-1] == ("prod", False) and len(changes) == 4
 
 
-async def test_a_daemon_alone_holds_every_lease() -> None:
-    sole = Sole()
-    assert await sole.hold("anything", 10.0) is not None
+async def test_a_take_over_that_fails_half_way_is_asked_afresh_not_fatal() -> None:
+    """The poller could not load the state as it took the account (the database dropped
+    between the lease and the read): the keeper goes on, and takes it at the next round."""
+    store, clock = Store(), Ticks()
+    tries: list[tuple[str, bool]] = []
+
+    async def changed(account: str, held: bool) -> None:
+        tries.append((account, held))
+        if len(tries) == 1:
+            raise ConnectionError("the database went away mid-load")
+
+    leases = LeaseKeeper(store, ["prod", "dev"], 9.0, changed, clock)
+    store.ours = {"prod", "dev"}
+    await leases.round()  # prod failed; dev is still asked in the same round
+    assert tries == [("prod", True), ("dev", True)]
+    assert not leases.holds("prod") and leases.holds("dev")
+    await leases.round()
+    assert tries[-1] == ("prod", True) and leases.holds("prod")
+
+
+async def test_the_lease_is_counted_from_before_the_renewal_was_asked() -> None:
+    """A slow answer must not stretch our idea of the lease past the store's."""
+    store, clock = Store(), Ticks()
+
+    async def slow_hold(account: str, seconds: float) -> int | None:
+        clock.now += 2.0  # the round trip
+        return 1
+
+    store.hold = slow_hold  # type: ignore[method-assign]
+    leases, _ = keeper(store, clock)
+    await leases.round()
+    store.down = True
+    store.hold = Store.hold.__get__(store)  # type: ignore[method-assign]
+    # 9 s lease renewed every 3 s: ours for 6 s unrenewed. "prod" was asked at 100 and
+    # answered at 102: at 107 it is not ours any more (it would be, counted from 102).
+    clock.now = 107.0
+    await leases.round()
+    assert not leases.holds("prod")

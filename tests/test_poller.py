@@ -525,3 +525,16 @@ async def test_quota_paths_asks_once_for_the_paths_of_pairs_tracked_without(
     assert (metric_value(rig.scrape(), asked, operation="GetInvalidation") or 0) - before == 1
     [row] = StateFile(rig.store.path).all()
     assert row.paths == ("/*",) and row.source == "config"
+
+
+async def test_the_pairs_of_a_replica_are_a_copy_the_event_loop_may_change_under(
+    moto: Moto, rig: Rig
+) -> None:
+    """/metrics walks them on its rendering thread while the loop tracks and untracks."""
+    await rig.poller.hold("default", True)  # a replica holding its account's lease
+    dist = moto.create_distribution()
+    first, second = (Key(dist, moto.create_invalidation(dist)) for _ in range(2))
+    await rig.poller.track([first], "api", "default")
+    walking = rig.poller.pairs()
+    await rig.poller.track([second], "api", "default")  # the tracked set grew meanwhile
+    assert [inv.key for inv in walking] == [first]

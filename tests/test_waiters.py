@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from monitor.invalidation import Key
-from monitor.transition import Transition
+from monitor.store import Store
+from monitor.transition import Observation, Policy, Transition, observe
 from monitor.waiters import Closing, Full, Waiters
 
 A = Key("EDFDVBD6EXAMPLE", "I2J0I21PCUYOIK")
@@ -71,3 +72,27 @@ async def test_closing_wakes_every_waiter_and_refuses_new_ones() -> None:
                 await asyncio.wait_for(wait, 5)
     with pytest.raises(Closing), waiters.watch(A):
         pass
+
+
+async def test_pairs_another_process_completed_or_untracked_wake_their_waiters(
+    store: Store,
+) -> None:
+    """No recorder here saw it (another replica, the command line): the follower's one
+    read a second does, and wakes only the waiters of pairs that reached an end."""
+    policy = Policy(interval_seconds=20, max_failures=3, stuck_after_seconds=900)
+    untracked = Key("EDFDVBD6EXAMPLE", "IUNTRACKED0001")
+    await store.add([A, B], "api")
+    waiters = Waiters(limit=10)
+    follower = asyncio.create_task(waiters.follow(store, every=0.01))
+    try:
+        with waiters.watch(A) as a, waiters.watch(B) as b, waiters.watch(untracked) as gone:
+            pending = asyncio.create_task(a.changed(30))
+            await asyncio.wait_for(gone.changed(30), 5)
+            [inv] = await store.get([B])
+            seen = Observation("Completed", 1_800_000_000.0, 1_800_000_100.0, 1_800_000_100.0)
+            await store.apply([observe(inv, seen, policy)])
+            await asyncio.wait_for(b.changed(30), 5)
+            assert not pending.done()  # A is still pending: nothing to answer yet
+            pending.cancel()
+    finally:
+        follower.cancel()

@@ -25,6 +25,7 @@ from monitor.transition import Transition
 from monitor.waiters import Waiters
 
 REFRESH_SECONDS = 10
+RENDER_SECONDS = 1.0  # a page served again within this is the same page
 MAX_ROWS = 200  # in-progress rows shown; the rest are counted
 LATEST_ROWS = 20
 QUANTILES = (0.5, 0.9, 0.99)
@@ -62,11 +63,15 @@ class StatusPage:
         self._health = health
         self._metrics = metrics
         self._waiters = waiters
+        self._page = (-float("inf"), "")  # monotonic time rendered, the page
 
     async def handle(self, _: web.Request) -> web.Response:
-        return web.Response(
-            text=self.render(time.time()), content_type="text/html", headers=SECURITY_HEADERS
-        )
+        # Rendered on the event loop: at most once a second however many ask.
+        rendered_at, page = self._page
+        if time.monotonic() - rendered_at >= RENDER_SECONDS:
+            page = self.render(time.time())
+            self._page = (time.monotonic(), page)
+        return web.Response(text=page, content_type="text/html", headers=SECURITY_HEADERS)
 
     def render(self, now: float) -> str:
         ready, reason = self._health.ready()

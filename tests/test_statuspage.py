@@ -166,3 +166,16 @@ def test_quantiles_interpolate_within_buckets_as_prometheus_does() -> None:
     assert quantile(0.99, counts) == 3600  # in +Inf: the last finite bound
     assert quantile(0.5, []) is None
     assert math.isfinite(quantile(1.0, counts) or 0)
+
+
+async def test_a_storm_of_requests_renders_the_page_once_a_second() -> None:
+    """Rendered on the event loop, so at most once a second however many ask."""
+    walks = []
+
+    def pairs() -> list[Invalidation]:
+        walks.append(1)
+        return []
+
+    page = StatusPage(pairs, lambda: 900.0, Health(1, 1), Metrics(), Waiters(limit=1))
+    bodies = {(await page.handle(None)).text for _ in range(200)}  # type: ignore[arg-type]
+    assert len(walks) == 1 and len(bodies) == 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
+import resource
 import ssl
 import sys
 import time
@@ -36,6 +37,8 @@ from monitor.metrics import Metrics
 
 HEADER_SECONDS = 10.0
 MAX_BODY_BYTES = 64 * 1024
+# Descriptors besides the HTTP connections: the state, AWS clients' pools, logs.
+DESCRIPTOR_MARGIN = 256
 MALFORMED_QUIET_SECONDS = 1.0
 METRICS_SECONDS = 1.0
 GZIP_LEVEL = 1  # most of the size saved (metric names repeat), a few ms at 10k series
@@ -101,6 +104,7 @@ class Endpoint:
                 error.errno, f"cannot listen on {self._host}:{self._port}: {error.strerror}"
             ) from None
         self._metrics.http_connections.set_function(site.open_connections)
+        _check_descriptors(self._settings.max_connections)
         self.port = site.bound_port()  # with port 0 the OS picks one; tests read it here
         return self
 
@@ -188,3 +192,14 @@ class _ServerLog(logging.Logger):
                 status=error.code,
                 suppressed=held,
             )
+
+
+def _check_descriptors(max_connections: int) -> None:
+    """Warn when the process may not open the connections it is set to accept: past its
+    descriptor limit, accept() fails instead of answering 503."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_connections + DESCRIPTOR_MARGIN
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        get_logger().warning(
+            "descriptor_limit_low", limit=soft, max_connections=max_connections, wanted=wanted
+        )

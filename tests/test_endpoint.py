@@ -223,3 +223,27 @@ def test_running_out_of_descriptors_logs_a_bounded_number_of_lines(
         for sock in clients:
             sock.close()
         daemon.stop(signal.SIGKILL)
+
+
+def test_a_descriptor_limit_below_max_connections_is_named_at_start(
+    moto: Moto, tmp_path: Path
+) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (512, hard))  # inherited by the daemon
+    try:
+        daemon = start(tmp_path, moto, max_connections=1000)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        [warning] = daemon.events("descriptor_limit_low")
+        assert (warning["limit"], warning["max_connections"]) == (512, 1000)
+        assert daemon.stop() == 0
+    finally:
+        daemon.stop(signal.SIGKILL)
+    (tmp_path / "roomy").mkdir()
+    roomy = start(tmp_path / "roomy", moto, max_connections=100)
+    try:
+        assert not roomy.events("descriptor_limit_low")
+        assert roomy.stop() == 0
+    finally:
+        roomy.stop(signal.SIGKILL)

@@ -211,3 +211,52 @@ def test_chaos_kills_pauses_and_database_restarts_lose_nothing_and_write_nothing
     assert all(len(by) == 1 for by in holders.values()), holders
     assert len(holders) > 1  # the work moved between replicas
     assert max(logged_transitions(replicas.all).values()) == 1  # counted once at most
+
+
+def test_a_write_begun_under_a_lease_taken_over_meanwhile_records_nothing(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The fence, in the daemon: the replica has a completion to write, its write waits
+    while another takes the lease over (here the test, holding the lease row), and when
+    it may go on it finds the lease gone and records nothing; once the lease is free
+    again it takes it at a new epoch and records the completion once."""
+    cloud = Cloud(seed=7)
+    config = postgres_config(tmp_path / "replica.yaml", cloud, pg_url, lease_seconds=30)
+    daemon = Daemon(config)
+    try:
+        [key] = cloud.create_held(1)
+        on_store(pg_url, lambda store: store.add([key], "cli"))
+        daemon.wait_ready()
+        wait_for(
+            lambda: is_active(daemon) and [t.to_status for t in history(pg_url)] == ["InProgress"]
+        )
+        with psycopg.connect(pg_url, connect_timeout=10) as intruder:
+            # Holding the lease row: the replica's renewal and its fenced write both wait.
+            intruder.execute("SELECT epoch FROM leases WHERE account = 'default' FOR UPDATE")
+            cloud.release([key], after=[0.0])
+
+            def write_waiting() -> bool:
+                with psycopg.connect(pg_url, autocommit=True, connect_timeout=10) as look:
+                    row = look.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND query LIKE '%%FOR SHARE OF l%%'"
+                    ).fetchone()
+                return row is not None and row[0] > 0
+
+            wait_for(write_waiting, timeout=15)
+            intruder.execute(
+                "UPDATE leases SET holder = 'intruder:1:0', epoch = epoch + 1,"
+                " expires_at = clock_timestamp() + interval '1 hour' WHERE account = 'default'"
+            )
+            intruder.commit()  # taken over, while the replica's write waited
+        wait_for(lambda: daemon.events("lease_lost_on_write") != [], timeout=15)
+        assert [t.to_status for t in history(pg_url)] == ["InProgress"]
+        with psycopg.connect(pg_url, autocommit=True, connect_timeout=10) as owner:
+            owner.execute("UPDATE leases SET expires_at = clock_timestamp()")  # the intruder left
+        wait_for(lambda: completed(pg_url, [key]), timeout=30)
+        assert daemon.stop() == 0
+    finally:
+        daemon.stop(signal.SIGKILL)
+        cloud.close()
+    [(_, _, _, first), (_, status, by, epoch)] = recorded(pg_url)
+    assert (status, pid_of(by), epoch) == ("Completed", daemon.proc.pid, first + 2)

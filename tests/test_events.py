@@ -129,8 +129,8 @@ def test_an_invalidation_is_tracked_from_its_creation_event_without_a_scan(
         assert tracked["creator"] == "arn:aws:iam::123456789012:user/ci-deployer"
         assert (tracked["file_paths"], tracked["wildcard_paths"]) == (1, 1)
         assert lag < 60  # long before the next scan (an hour); bench measures the lag
-        text = daemon.metrics()
-        assert metric_value(text, MESSAGES, outcome="tracked") == 1
+        # /metrics is rendered at most once a second: the next rendering counts it.
+        wait_for(lambda: metric_value(daemon.metrics(), MESSAGES, outcome="tracked") == 1)
         paths = "cloudfront_invalidation_paths_in_progress"
         wait_for(
             lambda: (
@@ -236,7 +236,7 @@ def test_a_queue_that_cannot_be_read_is_blindness(
             timeout=60,
         )
         failed = "cloudfront_invalidation_monitor_event_receives_total"
-        assert (metric_value(daemon.metrics(), failed, outcome="failed") or 0) >= 3
+        wait_for(lambda: (metric_value(daemon.metrics(), failed, outcome="failed") or 0) >= 3)
         assert daemon.events("event_queue_failed")
         assert daemon.stop() == 0
     finally:

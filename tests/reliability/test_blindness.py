@@ -46,7 +46,7 @@ def readiness(daemon: Daemon) -> tuple[int, str]:
 
 def unready_because(daemon: Daemon, reason: str, timeout: float = 20.0) -> None:
     wait_for(lambda: readiness(daemon) == (503, reason + "\n"), timeout)
-    assert metric_value(daemon.metrics(), READY) == 0
+    wait_for(lambda: metric_value(daemon.metrics(), READY) == 0)  # rendered once a second
 
 
 @pytest.fixture
@@ -68,14 +68,20 @@ def test_discovery_that_cannot_list_turns_readiness_red(
     daemon = Daemon(discovering(tmp_path, cloud.url), env=env)
     try:
         unready_because(daemon, "discovery of account default failed 3 scans in a row")
-        text = daemon.metrics()
-        assert (metric_value(text, SCANS, account="default", outcome="failed") or 0) >= 3
+
+        # /metrics is rendered at most once a second: the next rendering has the scans.
+        def counted() -> str | None:
+            text = daemon.metrics()
+            failed = metric_value(text, SCANS, account="default", outcome="failed") or 0
+            return text if failed >= 3 else None
+
+        text = wait_for(counted)
         last = "cloudfront_invalidation_monitor_last_successful_discovery_timestamp_seconds"
         assert metric_value(text, last, account="default") is None
         if why == "AccessDenied":
             cloud.faults(None)
             wait_for(lambda: readiness(daemon)[0] == 200)
-            assert (metric_value(daemon.metrics(), last, account="default") or 0) > 0
+            wait_for(lambda: (metric_value(daemon.metrics(), last, account="default") or 0) > 0)
         assert daemon.events("discovery_failed")
         assert daemon.stop() == 0
     finally:

@@ -64,8 +64,10 @@ def test_completions_are_recorded_exactly_once_across_a_server_restart_and_a_sig
             cloud.release(early, after=[0.2, 0.4, 0.6])
             wait_for(lambda: len(daemon.events("store_write_failed")) > 0, timeout=20)
             failures = "cloudfront_invalidation_monitor_store_write_failures_total"
-            assert (metric_value(daemon.metrics(), failures) or 0) > 0
-            assert metric_value(daemon.metrics(), "cloudfront_invalidation_monitor_ready") == 0
+            # /metrics is rendered at most once a second: the next rendering shows them.
+            wait_for(lambda: (metric_value(daemon.metrics(), failures) or 0) > 0)
+            ready = "cloudfront_invalidation_monitor_ready"
+            wait_for(lambda: metric_value(daemon.metrics(), ready) == 0)
             cluster.start()
             wait_for(lambda: readiness(daemon)[0] == 200, timeout=30)
 

@@ -168,7 +168,7 @@ def test_a_full_disk_is_blindness_until_it_has_room_and_loses_nothing(
         cloud.release(keys, [0.0])
         wait_for(lambda: readiness(daemon)[1].startswith("state writes failing"))
         assert readiness(daemon)[0] == 503
-        assert (metric_value(daemon.metrics(), WRITE_FAILURES) or 0) > 0
+        wait_for(lambda: (metric_value(daemon.metrics(), WRITE_FAILURES) or 0) > 0)
         assert daemon.events("store_write_failed")
         assert not completed_logged(daemon, keys[0])
         filler.unlink()  # room again: the held result is written, and only then reported

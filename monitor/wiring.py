@@ -125,9 +125,9 @@ async def build(config: Config, tools: Instruments, stack: AsyncExitStack) -> Pa
     if isinstance(store, Leases):
 
         async def changed(account: str, held: bool) -> None:
+            await poller.hold(account, held)  # first: a take-over that fails says nothing
             tools.metrics.active.labels(account).set(int(held))
             tools.health.holding(account, held)
-            await poller.hold(account, held)
             tools.health.standing_by(not any(poller.holds(a) for a in accounts))
 
         keeper = LeaseKeeper(store, accounts, config.state.lease_seconds, changed)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import functools
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -157,7 +156,7 @@ class Api:
             return await self._answer(key, 200)
         track = None
         if not await self._store.get([key]):
-            track = functools.partial(self._track_to_wait, request, key, query.get("account"))
+            track = self._track_to_wait(request, key, query.get("account"))
         return await self._wait(key, wait, track)
 
     async def _list(self, request: web.Request) -> web.Response:
@@ -194,7 +193,11 @@ class Api:
         history = await self._store.history(key)
         return web.json_response(pair_json(found[0], history), status=status)
 
-    async def _track_to_wait(self, request: web.Request, key: Key, account: str | None) -> None:
+    def _track_to_wait(
+        self, request: web.Request, key: Key, account: str | None
+    ) -> Callable[[], Awaitable[None]]:
+        """Who may track the pair and under which account, checked now; the tracking
+        itself, to run once the wait has its place."""
         caller = self._caller(request)
         if caller is None:
             raise Refusal(
@@ -204,8 +207,12 @@ class Api:
                 " or wait with a bearer token that may write to track it",
             )
         tracked = self._account(account, "account")
-        await asyncio.shield(self._poller.track([key], SOURCE, tracked))
-        self._wrote(request, caller, key, 200)
+
+        async def track() -> None:
+            await asyncio.shield(self._poller.track([key], SOURCE, tracked))
+            self._wrote(request, caller, key, 200)
+
+        return track
 
     async def _wait(
         self, key: Key, seconds: float, track: Callable[[], Awaitable[None]] | None = None
@@ -305,7 +312,7 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         return await handler(request)
     except Refusal as refusal:
         return refusal.response()
-    except StoreError:  # the store counts and logs its own failures, and readiness says so
+    except StoreError:  # readiness says so too: the tick checks the store every second
         return Refusal(
             503,
             "state_unavailable",

@@ -195,11 +195,17 @@ class _ServerLog(logging.Logger):
 
 
 def _check_descriptors(max_connections: int) -> None:
-    """Warn when the process may not open the connections it is set to accept: past its
-    descriptor limit, accept() fails instead of answering 503."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    """Raise the descriptor limit to what the connections it is set to accept need, as
+    far as the hard limit allows, and warn when that is not enough: past its limit,
+    accept() fails instead of answering 503."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = max_connections + DESCRIPTOR_MARGIN
-    if soft != resource.RLIM_INFINITY and soft < wanted:
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    allowed = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
+    if allowed > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (allowed, hard))
+    if allowed < wanted:
         get_logger().warning(
-            "descriptor_limit_low", limit=soft, max_connections=max_connections, wanted=wanted
+            "descriptor_limit_low", limit=allowed, max_connections=max_connections, wanted=wanted
         )

@@ -64,6 +64,8 @@ class EventIntake:
         self._logged: set[str] = set()  # kinds of ignored message already logged
         self._inspected_at = -float("inf")  # monotonic
         self._inspect_failed = False  # logged once until it works again
+        self._dead_letter_checked = False  # on the first answer that came
+        self._backlog_shown = False  # the gauge has this account's series
         self._log = get_logger()
         for outcome in OUTCOMES:  # at 0 from the start: increase() sees the first
             metrics.event_messages.labels(account, outcome)
@@ -75,6 +77,10 @@ class EventIntake:
         failures = 0
         while True:
             if not self._poller.holds(self.account):
+                self._inspected_at = -float("inf")  # read at once when it takes over
+                if self._backlog_shown:  # the replica taking the events says it now
+                    self._metrics.event_queue_messages.remove(self.account)
+                    self._backlog_shown = False
                 await asyncio.sleep(STANDBY_SECONDS)  # another replica takes the events
                 continue
             await self._inspect()
@@ -122,7 +128,6 @@ class EventIntake:
         now = asyncio.get_running_loop().time()
         if now - self._inspected_at < INSPECT_SECONDS:
             return
-        first = self._inspected_at == -float("inf")
         self._inspected_at = now
         try:
             answer = await self._sqs.get_queue_attributes(
@@ -143,8 +148,11 @@ class EventIntake:
         backlog = str(attributes.get("ApproximateNumberOfMessages", ""))
         if backlog.isdigit():
             self._metrics.event_queue_messages.labels(self.account).set(int(backlog))
-        if first and "RedrivePolicy" not in attributes:
-            self._log.warning("event_queue_without_dead_letter", account=self.account)
+            self._backlog_shown = True
+        if not self._dead_letter_checked:
+            self._dead_letter_checked = True
+            if "RedrivePolicy" not in attributes:
+                self._log.warning("event_queue_without_dead_letter", account=self.account)
 
     async def take(self, messages: list[dict[str, Any]]) -> None:
         """Track what the messages created, then delete the messages dealt with."""

@@ -81,8 +81,10 @@ class LeaseKeeper:
                 # Taking it over failed half-way (the state unreadable as the poller loaded
                 # it): not ours yet, and asked afresh next round, rather than a keeper that
                 # stops renewing for good.
+                # Told as lost if the next round does not hold it (the gauge may say 1);
+                # released at shutdown all the same (the store may still hold it for us).
                 self._held.pop(account, None)
-                self._epochs.pop(account, None)
+                self._refused.add(account)
                 reason = str(error) or type(error).__name__
                 self._log.warning("lease_change_failed", account=account, error=reason)
 
@@ -116,13 +118,15 @@ class LeaseKeeper:
                 await self._changed(account, True)
         elif known:
             self._held.pop(account, None)
+            self._epochs.pop(account, None)
             self._log.warning("lease_lost", account=account)
             await self._changed(account, False)
 
     async def release(self) -> None:
-        for account in list(self._held):
+        for account in list(self._epochs):  # held, or taken over half-way
             try:
                 await self._leases.release(account)
             except Exception as error:  # it expires by itself
                 self._log.warning("lease_release_failed", account=account, error=str(error))
-            del self._held[account]
+            self._held.pop(account, None)
+            del self._epochs[account]

@@ -170,13 +170,16 @@ def metric_value(text: str, name: str, **labels: str) -> float | None:
 class Daemon:
     """The real daemon as a subprocess, its JSON log lines collected as they come."""
 
-    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config: Path, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()
+    ) -> None:
+        """`prefix`: a command the daemon runs under (`prlimit ... --`, say)."""
         self.config = config
         self.port = yaml.safe_load(config.read_text())["http"]["listen"].rsplit(":", 1)[1]
         self.lines: list[dict[str, Any]] = []
         self.raw: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "run", "--config", str(config)],
+            [*prefix, sys.executable, "-m", "monitor", "run", "--config", str(config)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

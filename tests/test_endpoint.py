@@ -225,24 +225,31 @@ def test_running_out_of_descriptors_logs_a_bounded_number_of_lines(
         daemon.stop(signal.SIGKILL)
 
 
-def test_a_descriptor_limit_below_max_connections_is_named_at_start(
+def test_the_descriptor_limit_is_raised_for_max_connections_or_named_at_start(
     moto: Moto, tmp_path: Path
 ) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (512, hard))  # inherited by the daemon
+    def daemon_under(limits: str, name: str) -> Daemon:
+        (tmp_path / name).mkdir()
+        config = api_config(tmp_path / name, moto.url, tokens=False, max_connections=1000)
+        daemon = Daemon(config, prefix=("prlimit", f"--nofile={limits}", "--"))
+        daemon.wait_ready()
+        return daemon
+
+    tight = daemon_under("512:512", "tight")  # the hard limit leaves no room
     try:
-        daemon = start(tmp_path, moto, max_connections=1000)
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    try:
-        [warning] = daemon.events("descriptor_limit_low")
+        [warning] = tight.events("descriptor_limit_low")
         assert (warning["limit"], warning["max_connections"]) == (512, 1000)
-        assert daemon.stop() == 0
+        assert tight.stop() == 0
     finally:
-        daemon.stop(signal.SIGKILL)
-    (tmp_path / "roomy").mkdir()
-    roomy = start(tmp_path / "roomy", moto, max_connections=100)
+        tight.stop(signal.SIGKILL)
+    # Room under the hard limit (no more than ours: only root may raise a hard limit).
+    hard = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 4096)
+    assert hard >= 1256, "the test host's own descriptor limit is too low for this test"
+    roomy = daemon_under(f"512:{hard}", "roomy")
     try:
+        limits = Path(f"/proc/{roomy.proc.pid}/limits").read_text()
+        [line] = [row for row in limits.splitlines() if row.startswith("Max open files")]
+        assert line.split()[3:5] == ["1256", str(hard)]  # raised: 1,000 and 256 to spare
         assert not roomy.events("descriptor_limit_low")
         assert roomy.stop() == 0
     finally:

@@ -303,6 +303,14 @@ async def test_a_standby_replica_leaves_the_queue_to_the_one_holding_the_lease(
                     break
                 await asyncio.sleep(0.1)
             assert holder.tracked == [Key("EDFDVBD6EXAMPLE", "ISTANDBY000001")]
+            backlog = "cloudfront_invalidation_monitor_event_queue_messages"
+            assert metric_value(generate_latest(metrics.registry).decode(), backlog) == 1
+            holder.held = False  # taken over: the holder reports the backlog, not this one
+            for _ in range(300):  # after the long poll under way (up to 20 s)
+                if metric_value(generate_latest(metrics.registry).decode(), backlog) is None:
+                    break
+                await asyncio.sleep(0.1)
+            assert metric_value(generate_latest(metrics.registry).decode(), backlog) is None
         finally:
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)

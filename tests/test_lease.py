@@ -158,3 +158,25 @@ async def test_the_lease_is_counted_from_before_the_renewal_was_asked() -> None:
     clock.now = 107.0
     await leases.round()
     assert not leases.holds("prod")
+
+
+async def test_a_failed_take_over_then_lost_is_told_lost_and_released_at_shutdown() -> None:
+    """Whatever the gauge said before, the next round ends it: lost is told; and a lease
+    the store may still hold for us is given up at shutdown."""
+    store, clock = Store(), Ticks()
+    tries: list[tuple[str, bool]] = []
+
+    async def changed(account: str, held: bool) -> None:
+        tries.append((account, held))
+        if held:
+            raise ConnectionError("the database went away mid-load")
+
+    leases = LeaseKeeper(store, ["prod"], 9.0, changed, clock)
+    store.ours = {"prod"}
+    await leases.round()
+    await leases.release()
+    assert store.released == ["prod"]  # held in the store, though never taken over here
+    await leases.round()  # failed again
+    store.ours = set()  # meanwhile another replica took it
+    await leases.round()
+    assert tries[-1] == ("prod", False)

@@ -538,3 +538,21 @@ async def test_the_pairs_of_a_replica_are_a_copy_the_event_loop_may_change_under
     walking = rig.poller.pairs()
     await rig.poller.track([second], "api", "default")  # the tracked set grew meanwhile
     assert [inv.key for inv in walking] == [first]
+
+
+async def test_an_account_whose_state_cannot_be_read_is_not_taken_over(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Taking a lease over reads the account's state; if that fails, the account is not
+    polled on what was in memory (the keeper asks again next round)."""
+
+    async def unreachable() -> list[Invalidation]:
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(rig.store, "active", unreachable)
+    with pytest.raises(ConnectionError):
+        await rig.poller.hold("default", True)
+    assert not rig.poller.holds("default")
+    monkeypatch.undo()
+    await rig.poller.hold("default", True)
+    assert rig.poller.holds("default")

@@ -387,16 +387,16 @@ class StateFile:
         return [_invalidation(row) for row in self._conn.execute(queries.ALL)]
 
     def get(self, keys: Iterable[Key]) -> list[Invalidation]:
-        found = []
-        for key in keys:
-            row = self._conn.execute(
-                f"SELECT {queries.COLUMNS} FROM invalidations"
-                " WHERE distribution_id = ? AND invalidation_id = ?",
-                key,
-            ).fetchone()
-            if row is not None:
-                found.append(_invalidation(row))
-        return found
+        """The pairs tracked among `keys`, in their order: one query however many."""
+        keys = list(keys)
+        rows = self._conn.execute(
+            f"SELECT {queries.COLUMNS} FROM invalidations WHERE (distribution_id, invalidation_id)"
+            " IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]')"
+            " FROM json_each(?))",
+            (json.dumps(keys),),
+        ).fetchall()
+        found = {(inv := _invalidation(row)).key: inv for row in rows}
+        return [found[key] for key in keys if key in found]
 
     def page(
         self,
@@ -682,7 +682,10 @@ class SqliteStore:
         return self._state.path
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except sqlite3.Error as error:  # one kind of failure for the daemon, as PostgreSQL's
+            raise _refusal(self.path, error) from None
 
     async def add(
         self,

@@ -346,3 +346,11 @@ def test_track_under_an_account_and_list_shows_it(tmp_path: Path) -> None:
         " (it has prod, dev)"
     ]
     assert [r.key for r in StateFile(tmp_path / "m.db").all()] == [(D, INV)]  # nothing added
+
+
+def test_a_table_shows_control_characters_escaped() -> None:
+    """A creator is what an API client sent: it must not drive the terminal or split a row."""
+    hostile = "arn:aws:iam::1:user/x\n\x1b[2J\tevil"
+    assert render(("CREATOR",), [(hostile,)]) == (
+        "CREATOR\narn:aws:iam::1:user/x\\n\\x1b[2J\\tevil\n"
+    )

@@ -11,11 +11,13 @@ import zlib
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.health import Health
 from monitor.invalidation import Invalidation, Key
 from monitor.metrics import Metrics
 from monitor.statuspage import StatusPage, histogram_buckets, quantile
+from monitor.statuspage import _duration as duration
 from monitor.transition import Transition
 from monitor.waiters import Waiters
 from tests.deploy.tools import require
@@ -118,6 +120,17 @@ def test_a_browser_renders_what_the_daemon_sees(moto: Moto, tmp_path: Path) -> N
         for link in ("/metrics", "/healthz", "/readyz"):
             assert f'href="{link}"' in dom
         assert "<svg" in dom and "latency histogram" in dom
+        # The percentiles are the daemon's own histogram's, as Prometheus would compute them.
+        counts = sorted(
+            (float(sample.labels["le"]), sample.value)
+            for family in text_string_to_metric_families(daemon.metrics())
+            for sample in family.samples
+            if sample.name == "cloudfront_invalidation_duration_seconds_bucket"
+            and sample.labels["distribution_id"] == dist
+        )
+        latency = dom.split("Completion latency")[1]
+        cells = [c.split(">")[-1] for c in rows_of(latency, dist).split("</td>")[:-1]]
+        assert cells[2:] == ["1", *(duration(quantile(q, counts)) for q in (0.5, 0.9, 0.99))]
         assert "<script" not in dom and "<img" not in dom and "&lt;script&gt;" in dom
 
         shot = tmp_path / "status.png"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import boto3
 
 from bench import procs
-from bench.scenarios import _open, _percentile
+from bench.scenarios import _open, _percentile, recorded_by
 from monitor.config import PollConfig
 from monitor.invalidation import Key
 from monitor.store.sqlite import StateFile
@@ -79,12 +78,7 @@ def _run(
             deadline = last + interval + 30.0  # the scan after the last completion, and some
             state = StateFile(workdir / "state.db")
             try:
-                while time.time() < deadline:
-                    completed = {t.key for t in state.history() if t.to_status == "Completed"}
-                    if completed >= set(keys):
-                        break
-                    time.sleep(1.0)
-                history = state.history()
+                history = asyncio.run(recorded_by(state, keys, deadline, every=1.0))
             finally:
                 state.close()
             tracked_at = {

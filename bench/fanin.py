@@ -37,6 +37,7 @@ from bench.scenarios import (
     _percentile,
     _truth,
     bursty,
+    recorded_by,
 )
 from bench.throughput import api_calls, hold
 from monitor.invalidation import Key
@@ -115,13 +116,7 @@ async def _fan_in_run(
             answers = [follower.result() for follower in done]
             state = StateFile(workdir / "state.db")
             try:
-                deadline = last + 3 * interval + 2.0
-                while time.time() < deadline:
-                    completed = {t.key for t in state.history() if t.to_status == "Completed"}
-                    if completed >= set(keys):
-                        break
-                    await asyncio.sleep(0.1)
-                history = state.history()
+                history = await recorded_by(state, keys, deadline=last + 3 * interval + 2.0)
             finally:
                 state.close()
             calls = api_calls(emu.url) - calls0

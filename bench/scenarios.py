@@ -12,7 +12,7 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from monitor.config import PollConfig
 from monitor.emulator import AdminClient
 from monitor.invalidation import Key
 from monitor.store.sqlite import StateFile
+from monitor.transition import Transition
 
 MEDIAN_SECONDS = 90.0
 SIGMA = 0.5
@@ -101,6 +102,19 @@ async def _drive(
     return keys
 
 
+async def recorded_by(
+    state: StateFile, keys: Iterable[Key], deadline: float, every: float = 0.1
+) -> list[Transition]:
+    """The state's history once every key is recorded Completed, or at the (wall-clock)
+    deadline, whichever comes first: what is missing then is missed."""
+    wanted = set(keys)
+    while time.time() < deadline:
+        if {t.key for t in state.history() if t.to_status == "Completed"} >= wanted:
+            break
+        await asyncio.sleep(every)
+    return state.history()
+
+
 async def _truth(url: str) -> list[dict[str, Any]]:
     async with AdminClient(url) as admin:
         return list((await admin.ground_truth())["invalidations"])
@@ -144,13 +158,7 @@ async def run_daemon(
             # Done when every invalidation is recorded Completed, or a few intervals after
             # the last one completed (then what is missing is missed).
             last = max((r["completes_at"] for r in truth), default=time.time())
-            deadline = last + 3 * interval + 2.0
-            while time.time() < deadline:
-                done = {t.key for t in state.history() if t.to_status == "Completed"}
-                if done >= set(keys):
-                    break
-                await asyncio.sleep(0.1)
-            history = state.history()
+            history = await recorded_by(state, keys, deadline=last + 3 * interval + 2.0)
             calls = api_calls(emu.url) - calls0
             truth = await _truth(emu.url)
         finally:

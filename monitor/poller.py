@@ -112,7 +112,8 @@ class Poller:
     def _polled(self) -> int:
         if self._accounts is None:
             return len(self._tracked)
-        return sum(1 for _ in self.pairs())
+        # On the event loop, every tick: counted in place, without the copy pairs() makes.
+        return sum(1 for inv in self._tracked if inv.account in self._accounts)
 
     def _lost(self, accounts: frozenset[str]) -> None:
         """A write found these leases gone: stop polling them at once."""
